@@ -1,0 +1,510 @@
+//! The command line: parses flags, calls one stage, chooses the exit code.
+//!
+//! Every error that reaches a user is one line on stderr naming the file, line or URL at
+//! fault, with the exit code of [`Exit`]; nothing here panics on bad input.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{self, FlagValues, Settings};
+use crate::pipeline::{self, Clock, RunOptions};
+use crate::registry::{self, Registry, Severity};
+use crate::snapshot::SnapshotStore;
+use crate::store::Store;
+
+/// Exit codes of every command (SPEC §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    /// Fine.
+    Ok = 0,
+    /// `check` found stale evidence (an open queue item).
+    Stale = 1,
+    /// Usage, configuration or registry error.
+    Usage = 2,
+    /// The run itself failed (database or disk unusable).
+    Failed = 3,
+    /// Another run holds the lock.
+    Locked = 75,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(e as u8)
+    }
+}
+
+/// citewatch keeps an evidence registry honest: it fetches every cited source politely,
+/// checks that quoted evidence still stands, and keeps a re-verification queue.
+#[derive(Debug, Parser)]
+#[command(name = "citewatch", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct GlobalArgs {
+    /// Registry directory [default: registry]
+    #[arg(long, global = true, value_name = "DIR")]
+    registry: Option<PathBuf>,
+    /// SQLite database file [default: citewatch.db]
+    #[arg(long, global = true, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// Snapshot directory [default: snapshots]
+    #[arg(long, global = true, value_name = "DIR")]
+    snapshots: Option<PathBuf>,
+    /// Configuration file [default: ./citewatch.toml when present]
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print nothing but errors and requested output
+    #[arg(long, short, global = true)]
+    quiet: bool,
+}
+
+#[derive(Debug, Args, Default)]
+struct FetchArgs {
+    /// Allow requests to loopback, private and other non-public addresses
+    #[arg(long)]
+    allow_private: bool,
+    /// Only this offering's citations
+    #[arg(long, value_name = "OFFERING_ID")]
+    only: Option<String>,
+    /// Requests per second per host [default: 1]
+    #[arg(long, value_name = "PER_SECOND_PER_HOST")]
+    rate: Option<f64>,
+    /// Requests in flight across all hosts [default: 8]
+    #[arg(long, value_name = "N")]
+    concurrency: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate the registry; prints `file:line: message` per problem
+    Lint,
+    /// Fetch every cited source once, record snapshots and verdicts, update the queue
+    Run(FetchArgs),
+    /// CI gate over the recorded state: exit 1 when an open queue item exists
+    Check(CheckArgs),
+    /// Review report of open queue items and changed sources
+    Report(ReportArgs),
+    /// Work the re-verification queue
+    #[command(subcommand)]
+    Queue(QueueCommand),
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// Run a fetch first
+    #[arg(long)]
+    fetch: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+    format: CheckFormat,
+    #[command(flatten)]
+    fetch_args: FetchArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CheckFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+    format: ReportFormat,
+    /// Write to this file instead of stdout
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Md,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum QueueCommand {
+    /// List queue items (open ones unless --status says otherwise)
+    List {
+        /// open, resolved, dismissed or all
+        #[arg(long, default_value = "open")]
+        status: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one item
+    Show {
+        /// Item id
+        id: i64,
+    },
+    /// Mark an item resolved: the evidence was re-checked; the citation's baseline moves to the
+    /// current snapshot
+    Resolve(CloseArgs),
+    /// Dismiss an item as not a real problem (baseline unchanged)
+    Dismiss(CloseArgs),
+}
+
+#[derive(Debug, Args)]
+struct CloseArgs {
+    /// Item id
+    id: i64,
+    /// Why (required)
+    #[arg(long)]
+    note: String,
+    /// Who [default: $USER]
+    #[arg(long)]
+    author: Option<String>,
+}
+
+/// A failure that ends the command with an exit code and a one-line message.
+struct Fail(Exit, String);
+
+impl<E: std::fmt::Display> From<(Exit, E)> for Fail {
+    fn from((code, e): (Exit, E)) -> Self {
+        Fail(code, e.to_string())
+    }
+}
+
+/// Entry point used by `main`.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                Exit::Usage
+            } else {
+                Exit::Ok
+            };
+            let _ = e.print();
+            return code.into();
+        }
+    };
+    init_tracing();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("citewatch: cannot start runtime: {e}");
+            return Exit::Failed.into();
+        }
+    };
+    match rt.block_on(dispatch(cli, pipeline::system_clock())) {
+        Ok(code) => code.into(),
+        Err(Fail(code, msg)) => {
+            eprintln!("citewatch: {msg}");
+            code.into()
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn settings(global: &GlobalArgs, fetch: Option<&FetchArgs>) -> Result<Settings, Fail> {
+    let (path, explicit) = match &global.config {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from("citewatch.toml"), false),
+    };
+    let file = config::read_file(&path, explicit)
+        .map_err(|e| Fail(Exit::Usage, e.to_string()))?
+        .unwrap_or_default();
+    let default_fetch = FetchArgs::default();
+    let f = fetch.unwrap_or(&default_fetch);
+    config::resolve(
+        FlagValues {
+            registry: global.registry.clone(),
+            db: global.db.clone(),
+            snapshots: global.snapshots.clone(),
+            allow_private: f.allow_private,
+            only: f.only.clone(),
+            rate: f.rate,
+            concurrency: f.concurrency,
+            quiet: global.quiet,
+        },
+        file,
+    )
+    .map_err(|e| Fail(Exit::Usage, e.to_string()))
+}
+
+/// Loads the registry, printing warnings; errors end the command with exit 2.
+fn load_registry(s: &Settings, quiet: bool) -> Result<Registry, Fail> {
+    let parsed =
+        registry::load(&s.registry).map_err(|e| Fail(Exit::Usage, format!("registry: {e}")))?;
+    for p in &parsed.problems {
+        if p.severity == Severity::Error || !quiet {
+            eprintln!("{p}");
+        }
+    }
+    let errors = parsed
+        .problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .count();
+    match parsed.registry {
+        Some(r) => {
+            if let Some(only) = &s.only
+                && r.offering(only).is_none()
+            {
+                return Err(Fail(
+                    Exit::Usage,
+                    format!("--only: no offering `{only}` in {}", s.registry.display()),
+                ));
+            }
+            Ok(r)
+        }
+        None => Err(Fail(
+            Exit::Usage,
+            format!(
+                "{}: {errors} error{} in the registry",
+                s.registry.display(),
+                if errors == 1 { "" } else { "s" }
+            ),
+        )),
+    }
+}
+
+async fn open_store(s: &Settings) -> Result<Store, Fail> {
+    if let Some(parent) = s.db.parent()
+        && !parent.as_os_str().is_empty()
+        && !parent.exists()
+    {
+        return Err(Fail(
+            Exit::Failed,
+            format!(
+                "database {}: directory {} does not exist",
+                s.db.display(),
+                parent.display()
+            ),
+        ));
+    }
+    Store::open(&s.db)
+        .await
+        .map_err(|e| Fail(Exit::Failed, e.to_string()))
+}
+
+async fn dispatch(cli: Cli, clock: Clock) -> Result<Exit, Fail> {
+    match &cli.command {
+        Command::Lint => {
+            let s = settings(&cli.global, None)?;
+            let parsed = registry::load(&s.registry)
+                .map_err(|e| Fail(Exit::Usage, format!("registry: {e}")))?;
+            for p in &parsed.problems {
+                println!("{p}");
+            }
+            let errors = parsed
+                .problems
+                .iter()
+                .filter(|p| p.severity == Severity::Error)
+                .count();
+            let warnings = parsed.problems.len() - errors;
+            if let Some(r) = &parsed.registry
+                && !s.quiet
+            {
+                let citations = r.citations().count();
+                let cells: usize = r.offerings.iter().map(|o| o.cells.len()).sum();
+                eprintln!(
+                    "{}: ok: {} offerings, {} dimensions, {} cells, {} citations; {} warning{}",
+                    s.registry.display(),
+                    r.offerings.len(),
+                    r.dimensions.len(),
+                    cells,
+                    citations,
+                    warnings,
+                    if warnings == 1 { "" } else { "s" }
+                );
+            }
+            Ok(if errors > 0 { Exit::Usage } else { Exit::Ok })
+        }
+        Command::Run(args) => {
+            let s = settings(&cli.global, Some(args))?;
+            let registry = load_registry(&s, s.quiet)?;
+            let store = open_store(&s).await?;
+            run_once(&s, &registry, &store, clock).await?;
+            store.close().await;
+            Ok(Exit::Ok)
+        }
+        Command::Check(args) => {
+            let s = settings(&cli.global, Some(&args.fetch_args))?;
+            let registry = load_registry(&s, s.quiet)?;
+            let store = open_store(&s).await?;
+            if args.fetch {
+                run_once(&s, &registry, &store, clock.clone()).await?;
+            }
+            let now = clock();
+            pipeline::sync_expiry(&registry, &store, None, now)
+                .await
+                .map_err(|e| Fail(Exit::Failed, e.to_string()))?;
+            let snaps = SnapshotStore::new(&s.snapshots);
+            let state = pipeline::load_state(&registry, &store, &snaps, now, false)
+                .await
+                .map_err(|e| Fail(Exit::Failed, e.to_string()))?;
+            let out = match args.format {
+                CheckFormat::Text => crate::report::check_text(&state),
+                CheckFormat::Json => crate::report::check_json(&state),
+            };
+            print!("{out}");
+            let stale = state.open().next().is_some();
+            store.close().await;
+            Ok(if stale { Exit::Stale } else { Exit::Ok })
+        }
+        Command::Report(args) => {
+            let s = settings(&cli.global, None)?;
+            let registry = load_registry(&s, s.quiet)?;
+            let store = open_store(&s).await?;
+            let snaps = SnapshotStore::new(&s.snapshots);
+            let state = pipeline::load_state(&registry, &store, &snaps, clock(), true)
+                .await
+                .map_err(|e| Fail(Exit::Failed, e.to_string()))?;
+            let out = match args.format {
+                ReportFormat::Md => crate::report::report_md(&state),
+                ReportFormat::Json => crate::report::check_json(&state),
+            };
+            store.close().await;
+            match &args.out {
+                Some(path) => write_atomically(path, out.as_bytes())
+                    .map_err(|e| Fail(Exit::Failed, format!("{}: {e}", path.display())))?,
+                None => print!("{out}"),
+            }
+            Ok(Exit::Ok)
+        }
+        Command::Queue(q) => {
+            let s = settings(&cli.global, None)?;
+            let store = open_store(&s).await?;
+            let r = queue_command(q, &store, clock).await;
+            store.close().await;
+            r
+        }
+    }
+}
+
+async fn run_once(
+    s: &Settings,
+    registry: &Registry,
+    store: &Store,
+    clock: Clock,
+) -> Result<(), Fail> {
+    let snaps = SnapshotStore::new(&s.snapshots);
+    let opts = RunOptions {
+        only: s.only.clone(),
+        fetch: s.fetch.clone(),
+        confirm: s.confirm,
+        clock,
+    };
+    let summary = pipeline::run(registry, store, &snaps, &opts)
+        .await
+        .map_err(|e| Fail(Exit::Failed, e.to_string()))?;
+    if !s.quiet {
+        eprintln!("{summary}");
+    }
+    Ok(())
+}
+
+async fn queue_command(q: &QueueCommand, store: &Store, clock: Clock) -> Result<Exit, Fail> {
+    let failed = |e: crate::store::StoreError| match e {
+        crate::store::StoreError::NoSuchItem(_) | crate::store::StoreError::NotOpen { .. } => {
+            Fail(Exit::Usage, e.to_string())
+        }
+        e => Fail(Exit::Failed, e.to_string()),
+    };
+    match q {
+        QueueCommand::List { status, json } => {
+            let filter = match status.as_str() {
+                "all" => None,
+                "open" | "resolved" | "dismissed" => Some(status.as_str()),
+                other => {
+                    return Err(Fail(
+                        Exit::Usage,
+                        format!("--status: `{other}` is not open, resolved, dismissed or all"),
+                    ));
+                }
+            };
+            let items = store.queue(filter).await.map_err(failed)?;
+            if *json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&items).expect("serialisable")
+                );
+            } else {
+                for i in &items {
+                    println!(
+                        "#{:<5} {:<9} {:<15} {}/{} {}",
+                        i.id, i.status, i.reason, i.offering, i.dimension, i.url
+                    );
+                }
+                if items.is_empty() {
+                    eprintln!("no {} items", status);
+                }
+            }
+            Ok(Exit::Ok)
+        }
+        QueueCommand::Show { id } => {
+            let i = store.queue_item(*id).await.map_err(failed)?;
+            println!("#{} {} ({})", i.id, i.reason, i.status);
+            println!("citation:   {}/{} {}", i.offering, i.dimension, i.url);
+            println!("detail:     {}", i.detail);
+            println!("first seen: {}", i.first_seen);
+            println!("last seen:  {}", i.last_seen);
+            if let Some(h) = &i.snapshot_hash {
+                println!("snapshot:   {h}");
+            }
+            if let Some(c) = &i.closed_at {
+                println!(
+                    "closed:     {c} by {}",
+                    i.closed_by.as_deref().unwrap_or("?")
+                );
+                println!("note:       {}", i.note.as_deref().unwrap_or(""));
+            }
+            Ok(Exit::Ok)
+        }
+        QueueCommand::Resolve(a) | QueueCommand::Dismiss(a) => {
+            let resolve = matches!(q, QueueCommand::Resolve(_));
+            if a.note.trim().is_empty() {
+                return Err(Fail(Exit::Usage, "--note must say why".into()));
+            }
+            let author = a
+                .author
+                .clone()
+                .or_else(|| std::env::var("USER").ok())
+                .or_else(|| std::env::var("LOGNAME").ok())
+                .unwrap_or_else(|| "unknown".into());
+            let i = store
+                .close_item(a.id, resolve, a.note.trim(), &author, clock())
+                .await
+                .map_err(failed)?;
+            println!("#{} {} by {}", i.id, i.status, author);
+            Ok(Exit::Ok)
+        }
+    }
+}
+
+/// Writes a file via a temporary file and rename, so readers never see half a report.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

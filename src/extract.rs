@@ -1,0 +1,405 @@
+//! Extraction: the bytes of a snapshot become the text a reader sees.
+//!
+//! Pure: works on bytes already fetched (so it can be re-run over stored snapshots without the
+//! network), never touches the file system or the clock. It decides the character set (BOM,
+//! Content-Type, `<meta>`, then a UTF-8/windows-1252 fallback), and for HTML walks the parsed
+//! tree itself rather than using `ElementRef::text()`, which would include `<script>` and
+//! `<style>` contents and run block elements together. Hidden content stays: a collapsed FAQ
+//! answer is still the page's text; script, style, template and noscript contents are not.
+
+use encoding_rs::Encoding;
+use scraper::{Html, Node, Selector};
+
+/// What kind of document a snapshot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    /// HTML or XHTML.
+    Html,
+    /// Plain text (also used for unknown text types).
+    Text,
+    /// PDF.
+    Pdf,
+    /// Anything else: images, archives, ...
+    Binary,
+}
+
+/// Why a snapshot yields no text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExtractError {
+    /// The media type has no text citewatch can read.
+    #[error("cannot extract text from {0} content")]
+    Unsupported(String),
+}
+
+/// Decides the media kind from the Content-Type header, sniffing the bytes when it is absent or
+/// generic.
+pub fn media_kind(content_type: Option<&str>, bytes: &[u8]) -> MediaKind {
+    let essence = content_type
+        .and_then(|ct| ct.split(';').next())
+        .map(|s| s.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    match essence.as_str() {
+        "text/html" | "application/xhtml+xml" => return MediaKind::Html,
+        "application/pdf" => return MediaKind::Pdf,
+        "text/plain" | "text/markdown" => return MediaKind::Text,
+        _ => {}
+    }
+    let head = &bytes[..bytes.len().min(1024)];
+    if head.starts_with(b"%PDF-") {
+        return MediaKind::Pdf;
+    }
+    let lower = String::from_utf8_lossy(head).to_ascii_lowercase();
+    if lower.contains("<html") || lower.contains("<!doctype html") || lower.contains("<body") {
+        return MediaKind::Html;
+    }
+    if essence.starts_with("text/") || essence.is_empty() || essence == "application/octet-stream" {
+        if std::str::from_utf8(head).is_ok() || !head.contains(&0) {
+            return MediaKind::Text;
+        }
+    }
+    MediaKind::Binary
+}
+
+/// Decodes bytes to text: byte-order mark first, then the Content-Type charset, then an HTML
+/// `<meta charset>` (for HTML), then UTF-8 if valid, else windows-1252 (what browsers assume
+/// for unlabeled Western pages).
+pub fn decode(bytes: &[u8], content_type: Option<&str>, kind: MediaKind) -> String {
+    if let Some((enc, bom_len)) = Encoding::for_bom(bytes) {
+        return enc
+            .decode_without_bom_handling(&bytes[bom_len..])
+            .0
+            .into_owned();
+    }
+    let declared = content_type
+        .and_then(charset_param)
+        .and_then(|l| Encoding::for_label(l.as_bytes()))
+        .or_else(|| {
+            (kind == MediaKind::Html)
+                .then(|| meta_charset(bytes))
+                .flatten()
+        });
+    if let Some(enc) = declared {
+        // A page labelled UTF-16 by <meta> cannot really be (it was parsed as ASCII to find the
+        // label); browsers then treat it as UTF-8, and so do we.
+        let enc = if enc == encoding_rs::UTF_16LE || enc == encoding_rs::UTF_16BE {
+            if content_type.and_then(charset_param).is_some() {
+                enc
+            } else {
+                encoding_rs::UTF_8
+            }
+        } else {
+            enc
+        };
+        return enc.decode_without_bom_handling(bytes).0.into_owned();
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_string(),
+        Err(_) => encoding_rs::WINDOWS_1252
+            .decode_without_bom_handling(bytes)
+            .0
+            .into_owned(),
+    }
+}
+
+fn charset_param(ct: &str) -> Option<String> {
+    ct.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        (k.trim().eq_ignore_ascii_case("charset"))
+            .then(|| v.trim().trim_matches(['"', '\'']).to_string())
+    })
+}
+
+/// Finds `<meta charset=...>` or `<meta http-equiv content="...charset=...">` in the first 4 KiB.
+fn meta_charset(bytes: &[u8]) -> Option<&'static Encoding> {
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]).to_ascii_lowercase();
+    let mut rest = head.as_str();
+    while let Some(i) = rest.find("<meta") {
+        rest = &rest[i + 5..];
+        let tag_end = rest.find('>').unwrap_or(rest.len());
+        let tag = &rest[..tag_end];
+        if let Some(j) = tag.find("charset") {
+            let after = tag[j + 7..].trim_start();
+            if let Some(after) = after.strip_prefix('=') {
+                let label: String = after
+                    .trim_start()
+                    .trim_start_matches(['"', '\''])
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '.'))
+                    .collect();
+                if let Some(enc) = Encoding::for_label(label.as_bytes()) {
+                    return Some(enc);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Extracts readable text from a snapshot. Blocks are separated by newlines. With a selector,
+/// only matching elements count (joined by newlines); a selector that matches nothing yields
+/// empty text, which the evidence stage reports.
+pub fn text(
+    bytes: &[u8],
+    content_type: Option<&str>,
+    selector: Option<&str>,
+) -> Result<String, ExtractError> {
+    let kind = media_kind(content_type, bytes);
+    match kind {
+        MediaKind::Html => {
+            let html = decode(bytes, content_type, kind);
+            Ok(html_text(&html, selector))
+        }
+        MediaKind::Text => Ok(decode(bytes, content_type, kind)),
+        MediaKind::Pdf => Err(ExtractError::Unsupported("PDF".into())),
+        MediaKind::Binary => Err(ExtractError::Unsupported(
+            content_type.unwrap_or("binary").to_string(),
+        )),
+    }
+}
+
+/// Elements whose contents are never page text.
+fn is_skipped(name: &str) -> bool {
+    matches!(
+        name,
+        "script"
+            | "style"
+            | "template"
+            | "noscript"
+            | "head"
+            | "iframe"
+            | "object"
+            | "svg"
+            | "canvas"
+    )
+}
+
+/// Elements that start a new line of text.
+fn is_block(name: &str) -> bool {
+    matches!(
+        name,
+        "address"
+            | "article"
+            | "aside"
+            | "blockquote"
+            | "body"
+            | "caption"
+            | "dd"
+            | "details"
+            | "dialog"
+            | "div"
+            | "dl"
+            | "dt"
+            | "fieldset"
+            | "figcaption"
+            | "figure"
+            | "footer"
+            | "form"
+            | "h1"
+            | "h2"
+            | "h3"
+            | "h4"
+            | "h5"
+            | "h6"
+            | "header"
+            | "hgroup"
+            | "hr"
+            | "li"
+            | "main"
+            | "nav"
+            | "ol"
+            | "p"
+            | "pre"
+            | "section"
+            | "summary"
+            | "table"
+            | "tbody"
+            | "td"
+            | "tfoot"
+            | "th"
+            | "thead"
+            | "tr"
+            | "ul"
+            | "option"
+            | "legend"
+            | "html"
+            | "center"
+            | "menu"
+    )
+}
+
+/// Text of an HTML document (or of the parts matching `selector`).
+pub fn html_text(html: &str, selector: Option<&str>) -> String {
+    let doc = Html::parse_document(html);
+    let mut out = String::new();
+    match selector.and_then(|s| Selector::parse(s).ok()) {
+        Some(sel) => {
+            for el in doc.select(&sel) {
+                walk(*el, &mut out);
+                out.push('\n');
+            }
+        }
+        None => walk(doc.tree.root(), &mut out),
+    }
+    tidy(&out)
+}
+
+/// Appends the text under `node`, iteratively (deeply nested pages must not overflow the stack).
+fn walk(node: ego_tree::NodeRef<'_, Node>, out: &mut String) {
+    use ego_tree::iter::Edge;
+    let mut skip_depth = 0usize;
+    for edge in node.traverse() {
+        match edge {
+            Edge::Open(n) => match n.value() {
+                Node::Element(e) => {
+                    let name = e.name();
+                    if skip_depth > 0 || is_skipped(name) {
+                        skip_depth += 1;
+                        continue;
+                    }
+                    if is_block(name) {
+                        out.push('\n');
+                    }
+                    match name {
+                        "br" => out.push('\n'),
+                        "img" | "area" => {
+                            if let Some(alt) = e.attr("alt").filter(|a| !a.trim().is_empty()) {
+                                out.push(' ');
+                                out.push_str(alt.trim());
+                                out.push(' ');
+                            }
+                        }
+                        "td" | "th" => out.push(' '),
+                        _ => {}
+                    }
+                }
+                Node::Text(t) if skip_depth == 0 => out.push_str(t),
+                _ => {}
+            },
+            Edge::Close(n) => {
+                if let Node::Element(e) = n.value() {
+                    if skip_depth > 0 {
+                        skip_depth -= 1;
+                        continue;
+                    }
+                    if is_block(e.name()) {
+                        out.push('\n');
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Collapses runs of spaces within lines and drops empty lines; keeps one newline per block.
+fn tidy(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len() / 2);
+    for line in raw.split('\n') {
+        let mut words = line.split_whitespace().peekable();
+        if words.peek().is_none() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        let mut first = true;
+        for w in words {
+            if !first {
+                out.push(' ');
+            }
+            out.push_str(w);
+            first = false;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_style_and_template_are_not_text() {
+        let t = html_text(
+            "<html><head><title>T</title><style>p{}</style></head><body><p>Hello</p><script>var x='secret';</script><template><p>tpl</p></template><noscript>enable js</noscript></body></html>",
+            None,
+        );
+        assert_eq!(t, "Hello");
+    }
+
+    #[test]
+    fn blocks_do_not_run_together() {
+        let t = html_text(
+            "<ul><li>frameworks.</li><li>HIPAA</li></ul><p>GDPR</p>",
+            None,
+        );
+        assert_eq!(t, "frameworks.\nHIPAA\nGDPR");
+    }
+
+    #[test]
+    fn inline_elements_and_br() {
+        let t = html_text("<p>SOC <b>2</b> Type<br>II</p>", None);
+        assert_eq!(t, "SOC 2 Type\nII");
+    }
+
+    #[test]
+    fn hidden_content_and_alt_text_count() {
+        let t = html_text(
+            r#"<div hidden>Hidden answer</div><div aria-hidden="true">Azure</div><img alt="Google Cloud" src="x.png"><details><summary>Q</summary>A</details>"#,
+            None,
+        );
+        assert!(t.contains("Hidden answer"));
+        assert!(t.contains("Azure"));
+        assert!(t.contains("Google Cloud"));
+        assert!(t.contains('A'));
+    }
+
+    #[test]
+    fn selector_limits_text() {
+        let t = html_text("<nav>Menu</nav><main><p>Body text</p></main>", Some("main"));
+        assert_eq!(t, "Body text");
+        assert_eq!(html_text("<p>x</p>", Some("article")), "");
+    }
+
+    #[test]
+    fn windows_1252_from_header_and_meta() {
+        let bytes = b"<p>caf\xe9 \x93quoted\x94</p>";
+        let t = text(bytes, Some("text/html; charset=windows-1252"), None).unwrap();
+        assert_eq!(t, "caf\u{e9} \u{201c}quoted\u{201d}");
+        let with_meta =
+            b"<html><head><meta charset=\"windows-1252\"></head><body><p>caf\xe9</p></body></html>";
+        assert_eq!(
+            text(with_meta, Some("text/html"), None).unwrap(),
+            "caf\u{e9}"
+        );
+        // Unlabeled and not UTF-8: windows-1252.
+        assert_eq!(
+            text(b"<p>caf\xe9</p>", Some("text/html"), None).unwrap(),
+            "caf\u{e9}"
+        );
+    }
+
+    #[test]
+    fn utf16_with_bom() {
+        let mut bytes = vec![0xFF, 0xFE];
+        for u in "<p>Hi \u{e9}</p>".encode_utf16() {
+            bytes.extend_from_slice(&u.to_le_bytes());
+        }
+        assert_eq!(text(&bytes, Some("text/html"), None).unwrap(), "Hi \u{e9}");
+    }
+
+    #[test]
+    fn media_kinds() {
+        assert_eq!(
+            media_kind(Some("text/html; charset=utf-8"), b""),
+            MediaKind::Html
+        );
+        assert_eq!(media_kind(None, b"%PDF-1.7"), MediaKind::Pdf);
+        assert_eq!(media_kind(None, b"<!DOCTYPE html><html>"), MediaKind::Html);
+        assert_eq!(media_kind(Some("text/plain"), b"hello"), MediaKind::Text);
+        assert_eq!(
+            media_kind(Some("image/png"), b"\x89PNG\0\0"),
+            MediaKind::Binary
+        );
+        assert!(text(b"\x89PNG\0", Some("image/png"), None).is_err());
+    }
+}

@@ -1,0 +1,258 @@
+//! The address guard: which IP addresses citewatch may connect to.
+//!
+//! By default only public unicast addresses are allowed. The classifier is pure and unit
+//! tested over every range; the resolver applies it to the addresses a name actually resolves
+//! to, so a public-looking name that points at 127.0.0.1 or 169.254.169.254 is refused before
+//! any connection is made. IP-literal hosts bypass custom resolvers in reqwest, so the fetcher
+//! checks them with [`check_host`] before every request (every redirect hop included).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+/// Why an address is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("refused non-public address {addr} ({range}); pass --allow-private to allow it")]
+pub struct Refused {
+    /// The address.
+    pub addr: IpAddr,
+    /// Which range it falls in.
+    pub range: &'static str,
+}
+
+/// Classifies an address: `None` when public, otherwise the name of its non-public range.
+pub fn non_public_range(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => v4_range(v4),
+        IpAddr::V6(v6) => v6_range(v6),
+    }
+}
+
+fn v4_range(ip: Ipv4Addr) -> Option<&'static str> {
+    let o = ip.octets();
+    let r = match o {
+        [0, ..] => "this network (0.0.0.0/8)",
+        [10, ..] => "private (10.0.0.0/8)",
+        [100, b, ..] if (64..128).contains(&b) => "shared CGNAT (100.64.0.0/10)",
+        [127, ..] => "loopback (127.0.0.0/8)",
+        [169, 254, ..] => "link-local (169.254.0.0/16)",
+        [172, b, ..] if (16..32).contains(&b) => "private (172.16.0.0/12)",
+        [192, 0, 0, _] => "IETF protocol assignments (192.0.0.0/24)",
+        [192, 0, 2, _] => "documentation (192.0.2.0/24)",
+        [192, 88, 99, _] => "6to4 relay anycast (192.88.99.0/24)",
+        [192, 168, ..] => "private (192.168.0.0/16)",
+        [198, b, ..] if b == 18 || b == 19 => "benchmarking (198.18.0.0/15)",
+        [198, 51, 100, _] => "documentation (198.51.100.0/24)",
+        [203, 0, 113, _] => "documentation (203.0.113.0/24)",
+        [a, ..] if (224..240).contains(&a) => "multicast (224.0.0.0/4)",
+        [255, 255, 255, 255] => "broadcast",
+        [a, ..] if a >= 240 => "reserved (240.0.0.0/4)",
+        _ => return None,
+    };
+    Some(r)
+}
+
+fn v6_range(ip: Ipv6Addr) -> Option<&'static str> {
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return v4_range(v4);
+    }
+    let s = ip.segments();
+    let r = match s {
+        [0, 0, 0, 0, 0, 0, 0, 0] => "unspecified (::)",
+        [0, 0, 0, 0, 0, 0, 0, 1] => "loopback (::1)",
+        // IPv4-compatible (deprecated) ::a.b.c.d
+        [0, 0, 0, 0, 0, 0, _, _] => "IPv4-compatible (::/96)",
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => {
+            let v4 = Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+            return v4_range(v4).map(|_| "NAT64 of a non-public IPv4 (64:ff9b::/96)");
+        }
+        [0x64, 0xff9b, 1, ..] => "local-use NAT64 (64:ff9b:1::/48)",
+        [0x100, 0, 0, 0, ..] => "discard-only (100::/64)",
+        [0x2001, 0, ..] => "Teredo (2001::/32)",
+        [0x2001, b, ..] if b < 0x200 => "IETF protocol assignments (2001::/23)",
+        [0x2001, 0xdb8, ..] => "documentation (2001:db8::/32)",
+        [0x2002, hi, lo, ..] => {
+            let v4 = Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+            return v4_range(v4).map(|_| "6to4 of a non-public IPv4 (2002::/16)");
+        }
+        [0x3fff, b, ..] if b < 0x1000 => "documentation (3fff::/20)",
+        [a, ..] if a & 0xfe00 == 0xfc00 => "unique local (fc00::/7)",
+        [a, ..] if a & 0xffc0 == 0xfe80 => "link-local (fe80::/10)",
+        [a, ..] if a & 0xffc0 == 0xfec0 => "site-local (fec0::/10)",
+        [a, ..] if a & 0xff00 == 0xff00 => "multicast (ff00::/8)",
+        _ => return None,
+    };
+    Some(r)
+}
+
+/// Checks one address against the guard.
+pub fn check_ip(ip: IpAddr, allow_private: bool) -> Result<(), Refused> {
+    if allow_private {
+        return Ok(());
+    }
+    match non_public_range(ip) {
+        None => Ok(()),
+        Some(range) => Err(Refused { addr: ip, range }),
+    }
+}
+
+/// Checks a URL's host when it is an IP literal (any spelling the URL parser accepts, e.g.
+/// `2130706433` or `0x7f000001`, is already normalised to an address by then).
+pub fn check_host(url: &url::Url, allow_private: bool) -> Result<(), Refused> {
+    match url.host() {
+        Some(url::Host::Ipv4(v4)) => check_ip(IpAddr::V4(v4), allow_private),
+        Some(url::Host::Ipv6(v6)) => check_ip(IpAddr::V6(v6), allow_private),
+        _ => Ok(()),
+    }
+}
+
+/// A DNS resolver that drops non-public answers, failing with [`Refused`] when none is left.
+#[derive(Debug, Clone)]
+pub struct GuardedResolver {
+    allow_private: bool,
+}
+
+impl GuardedResolver {
+    /// A resolver applying the guard unless `allow_private`.
+    pub fn new(allow_private: bool) -> Arc<Self> {
+        Arc::new(GuardedResolver { allow_private })
+    }
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow_private = self.allow_private;
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let mut refused = None;
+            let allowed: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| match check_ip(a.ip(), allow_private) {
+                    Ok(()) => true,
+                    Err(r) => {
+                        refused.get_or_insert(r);
+                        false
+                    }
+                })
+                .collect();
+            if allowed.is_empty() {
+                if let Some(r) = refused {
+                    return Err(Box::new(r) as Box<dyn std::error::Error + Send + Sync>);
+                }
+            }
+            Ok(Box::new(allowed.into_iter()) as Addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blocked(s: &str) -> bool {
+        non_public_range(s.parse().unwrap()).is_some()
+    }
+
+    #[test]
+    fn non_public_v4_ranges() {
+        for a in [
+            "0.0.0.0",
+            "10.1.2.3",
+            "100.64.0.1",
+            "100.127.255.255",
+            "127.0.0.1",
+            "127.255.0.9",
+            "169.254.169.254",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.0.0.8",
+            "192.0.2.1",
+            "192.168.1.1",
+            "198.18.0.1",
+            "198.19.255.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "224.0.0.1",
+            "239.255.255.250",
+            "240.0.0.1",
+            "255.255.255.255",
+        ] {
+            assert!(blocked(a), "{a} should be refused");
+        }
+    }
+
+    #[test]
+    fn public_v4() {
+        for a in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "100.63.255.255",
+            "100.128.0.0",
+            "172.15.0.1",
+            "172.32.0.1",
+            "193.0.2.1",
+            "151.101.1.1",
+        ] {
+            assert!(!blocked(a), "{a} should be allowed");
+        }
+    }
+
+    #[test]
+    fn non_public_v6_ranges() {
+        for a in [
+            "::",
+            "::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "::ffff:10.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::7f00:1",
+            "2002:7f00:1::",
+            "2001:db8::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "fec0::1",
+            "ff02::1",
+            "2001::1",
+            "100::1",
+        ] {
+            assert!(blocked(a), "{a} should be refused");
+        }
+    }
+
+    #[test]
+    fn public_v6() {
+        for a in [
+            "2606:4700::1111",
+            "2a00:1450:4001::200e",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:808:808::",
+        ] {
+            assert!(!blocked(a), "{a} should be allowed");
+        }
+    }
+
+    #[test]
+    fn literal_spellings_are_checked() {
+        for u in [
+            "http://127.0.0.1/",
+            "http://2130706433/",
+            "http://0x7f000001/",
+            "http://0177.0.0.1/",
+            "http://127.1/",
+            "http://[::1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://169.254.169.254/latest/",
+        ] {
+            let url = url::Url::parse(u).unwrap();
+            assert!(check_host(&url, false).is_err(), "{u} should be refused");
+            assert!(check_host(&url, true).is_ok());
+        }
+        assert!(check_host(&url::Url::parse("https://example.com/").unwrap(), false).is_ok());
+    }
+}

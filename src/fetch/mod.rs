@@ -1,0 +1,661 @@
+//! Fetching: one polite, guarded HTTP GET per source URL.
+//!
+//! An I/O edge. It owns the HTTP client, per-host pacing, the address guard, redirects,
+//! retries and size/time caps, and it classifies every failure once, here, into a
+//! [`FailureClass`]: the verdict stage reads the class, never an error string. A failure is a
+//! value ([`FetchOutcome::Failed`]), not an `Err`. It does not know about citations, snapshots
+//! or the database.
+
+pub mod guard;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use reqwest::StatusCode;
+use reqwest::header::{self, HeaderMap};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use url::Url;
+
+use crate::verdict::FailureClass;
+
+/// Knobs of the fetch stage.
+#[derive(Debug, Clone)]
+pub struct FetchConfig {
+    /// Requests per second per host.
+    pub rate: f64,
+    /// Requests in flight across all hosts.
+    pub concurrency: usize,
+    /// Lift the address guard (tests, intranets).
+    pub allow_private: bool,
+    /// The User-Agent header.
+    pub user_agent: String,
+    /// Deadline for one request, connection to last body byte.
+    pub timeout: Duration,
+    /// Cap on the decoded body.
+    pub max_body_bytes: usize,
+    /// Redirect hops followed.
+    pub max_redirects: usize,
+    /// Retries of transient failures.
+    pub retries: u32,
+    /// Longest `Retry-After` honoured; a longer one skips the host for this run.
+    pub max_retry_after: Duration,
+    /// First backoff delay (doubled per retry, with jitter).
+    pub backoff: Duration,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        FetchConfig {
+            rate: 1.0,
+            concurrency: 8,
+            allow_private: false,
+            user_agent: default_user_agent(),
+            timeout: Duration::from_secs(30),
+            max_body_bytes: 20 * 1024 * 1024,
+            max_redirects: 5,
+            retries: 2,
+            max_retry_after: Duration::from_secs(60),
+            backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+/// `citewatch/<version> (+<contact URL>)`.
+pub fn default_user_agent() -> String {
+    format!(
+        "citewatch/{} (+{})",
+        env!("CARGO_PKG_VERSION"),
+        env!("CARGO_PKG_REPOSITORY")
+    )
+}
+
+/// Validators from the last good response, sent as a conditional request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    /// `ETag` to send as `If-None-Match`.
+    pub etag: Option<String>,
+    /// `Last-Modified` to send as `If-Modified-Since`.
+    pub last_modified: Option<String>,
+}
+
+/// One redirect hop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hop {
+    /// 301, 302, 303, 307 or 308.
+    pub status: u16,
+    /// The URL that redirected.
+    pub from: String,
+    /// Where it pointed.
+    pub to: String,
+}
+
+impl Hop {
+    /// Whether the hop is a permanent redirect.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self.status, 301 | 308)
+    }
+}
+
+/// Formats a redirect chain as `301 a -> b; 302 b -> c`.
+pub fn describe_chain(hops: &[Hop]) -> String {
+    hops.iter()
+        .map(|h| format!("{} {} -> {}", h.status, h.from, h.to))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The URL a cited URL permanently moved to: the end of the leading run of permanent hops.
+pub fn permanent_target(hops: &[Hop]) -> Option<&str> {
+    hops.iter()
+        .take_while(|h| h.is_permanent())
+        .last()
+        .map(|h| h.to.as_str())
+}
+
+/// What became of one fetch.
+#[derive(Debug, Clone)]
+pub enum FetchOutcome {
+    /// A 2xx response with its body.
+    Fetched(Fetched),
+    /// A 304: the stored snapshot is still current.
+    NotModified {
+        /// The URL that answered.
+        final_url: Url,
+        /// Redirects on the way.
+        redirects: Vec<Hop>,
+    },
+    /// The fetch failed.
+    Failed {
+        /// Classified once, here.
+        class: FailureClass,
+        /// HTTP status, when there was one.
+        status: Option<u16>,
+        /// One line for people.
+        detail: String,
+        /// Redirects on the way.
+        redirects: Vec<Hop>,
+    },
+}
+
+impl FetchOutcome {
+    /// Redirect hops, whatever the outcome.
+    pub fn redirects(&self) -> &[Hop] {
+        match self {
+            FetchOutcome::Fetched(f) => &f.redirects,
+            FetchOutcome::NotModified { redirects, .. }
+            | FetchOutcome::Failed { redirects, .. } => redirects,
+        }
+    }
+}
+
+/// A successful response.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The URL that answered.
+    pub final_url: Url,
+    /// HTTP status (2xx).
+    pub status: u16,
+    /// `Content-Type`.
+    pub content_type: Option<String>,
+    /// Validators for the next conditional request.
+    pub validators: Validators,
+    /// The decoded body.
+    pub body: Vec<u8>,
+    /// Redirects on the way.
+    pub redirects: Vec<Hop>,
+}
+
+/// Per-host pacing.
+struct HostPacer {
+    /// Steady rate per host (`--rate`). Governor does the token-bucket arithmetic.
+    governor: DefaultKeyedRateLimiter<String>,
+    /// Earliest next request per host, pushed forward by `Retry-After` and backoff. Governor
+    /// cannot delay one key by an arbitrary time, so this map does that part.
+    next_allowed: Mutex<HashMap<String, Instant>>,
+    /// One request in flight per host: the rate bounds starts, this bounds overlap, so a slow
+    /// host never has several of our requests open at once.
+    in_flight: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl HostPacer {
+    fn new(rate: f64) -> Self {
+        let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
+        let quota = Quota::with_period(period)
+            .unwrap_or_else(|| Quota::per_second(std::num::NonZeroU32::MIN));
+        HostPacer {
+            governor: RateLimiter::keyed(quota),
+            next_allowed: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn host_slot(&self, host: &str) -> Arc<Semaphore> {
+        let mut map = self.in_flight.lock().expect("pacer lock");
+        map.entry(host.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(1)))
+            .clone()
+    }
+
+    /// Waits until `host` may receive a request.
+    async fn ready(&self, host: &str) {
+        loop {
+            let until = self
+                .next_allowed
+                .lock()
+                .expect("pacer lock")
+                .get(host)
+                .copied();
+            match until {
+                Some(t) if t > Instant::now() => tokio::time::sleep_until(t).await,
+                _ => break,
+            }
+        }
+        self.governor.until_key_ready(&host.to_string()).await;
+    }
+
+    /// Makes `host` wait at least `delay` before its next request.
+    fn push_back(&self, host: &str, delay: Duration) {
+        let t = Instant::now() + delay;
+        let mut map = self.next_allowed.lock().expect("pacer lock");
+        let e = map.entry(host.to_string()).or_insert(t);
+        if *e < t {
+            *e = t;
+        }
+    }
+}
+
+/// The polite, guarded HTTP client.
+pub struct Fetcher {
+    client: reqwest::Client,
+    cfg: FetchConfig,
+    pacer: HostPacer,
+    global: Semaphore,
+}
+
+/// The fetcher could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build HTTP client: {0}")]
+pub struct BuildError(#[from] reqwest::Error);
+
+/// Host key for pacing: host and port, so distinct ports are distinct hosts.
+pub fn host_key(url: &Url) -> String {
+    format!(
+        "{}:{}",
+        url.host_str().unwrap_or(""),
+        url.port_or_known_default().unwrap_or(0)
+    )
+}
+
+impl Fetcher {
+    /// Builds a fetcher.
+    pub fn new(cfg: FetchConfig) -> Result<Self, BuildError> {
+        let client = reqwest::Client::builder()
+            .user_agent(cfg.user_agent.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(guard::GuardedResolver::new(cfg.allow_private))
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
+            .http1_max_headers(200)
+            .build()?;
+        Ok(Fetcher {
+            client,
+            pacer: HostPacer::new(cfg.rate),
+            global: Semaphore::new(cfg.concurrency.max(1)),
+            cfg,
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &FetchConfig {
+        &self.cfg
+    }
+
+    /// Fetches a URL, following redirects and retrying transient failures.
+    pub async fn fetch(&self, url: &Url, validators: &Validators) -> FetchOutcome {
+        let mut attempt = 0;
+        loop {
+            let (outcome, retry_after) = self.fetch_chain(url, validators).await;
+            let transient = matches!(
+                outcome,
+                FetchOutcome::Failed {
+                    class: FailureClass::Transient,
+                    ..
+                }
+            );
+            if !transient || attempt >= self.cfg.retries {
+                return outcome;
+            }
+            let host = host_key(url);
+            let delay = match retry_after {
+                Some(d) if d > self.cfg.max_retry_after => {
+                    self.pacer.push_back(&host, d);
+                    if let FetchOutcome::Failed {
+                        class,
+                        status,
+                        detail,
+                        redirects,
+                    } = outcome
+                    {
+                        return FetchOutcome::Failed {
+                            class,
+                            status,
+                            detail: format!(
+                                "{detail}; Retry-After {}s exceeds the {}s cap, host skipped this run",
+                                d.as_secs(),
+                                self.cfg.max_retry_after.as_secs()
+                            ),
+                            redirects,
+                        };
+                    }
+                    unreachable!("transient outcome is Failed")
+                }
+                Some(d) => d,
+                None => backoff(self.cfg.backoff, attempt),
+            };
+            tracing::debug!(url = %crate::redact(url.as_str()), ?delay, attempt, "retrying");
+            self.pacer.push_back(&host, delay);
+            attempt += 1;
+        }
+    }
+
+    /// One attempt: the request and its redirect chain. Returns a `Retry-After` when given.
+    async fn fetch_chain(
+        &self,
+        url: &Url,
+        validators: &Validators,
+    ) -> (FetchOutcome, Option<Duration>) {
+        let mut current = url.clone();
+        let mut hops: Vec<Hop> = Vec::new();
+        loop {
+            if let Err(refused) = guard::check_host(&current, self.cfg.allow_private) {
+                return (
+                    failed(FailureClass::Blocked, None, refused.to_string(), hops),
+                    None,
+                );
+            }
+            let host = host_key(&current);
+            let slot = self.pacer.host_slot(&host);
+            let _host_permit = slot.acquire().await.expect("semaphore open");
+            self.pacer.ready(&host).await;
+            let _permit = self.global.acquire().await.expect("semaphore open");
+            let mut req = self
+                .client
+                .get(current.clone())
+                .header(header::ACCEPT, "text/html,application/xhtml+xml,application/pdf;q=0.9,text/plain;q=0.8,*/*;q=0.5")
+                .header(header::ACCEPT_LANGUAGE, "en");
+            if let Some(etag) = &validators.etag {
+                req = req.header(header::IF_NONE_MATCH, etag);
+            }
+            if let Some(lm) = &validators.last_modified {
+                req = req.header(header::IF_MODIFIED_SINCE, lm);
+            }
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    let (class, detail) = classify_error(&e);
+                    return (failed(class, None, detail, hops), None);
+                }
+            };
+            let status = resp.status();
+            if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
+                let Some(location) = resp
+                    .headers()
+                    .get(header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                else {
+                    return (
+                        failed(
+                            FailureClass::Dead,
+                            Some(status.as_u16()),
+                            format!("HTTP {} without Location", status.as_u16()),
+                            hops,
+                        ),
+                        None,
+                    );
+                };
+                let next = match current.join(location) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") => u,
+                    _ => {
+                        return (
+                            failed(
+                                FailureClass::Blocked,
+                                Some(status.as_u16()),
+                                format!("redirect to unusable location `{location}`"),
+                                hops,
+                            ),
+                            None,
+                        );
+                    }
+                };
+                let mut next_clean = next.clone();
+                next_clean.set_fragment(None);
+                hops.push(Hop {
+                    status: status.as_u16(),
+                    from: current.to_string(),
+                    to: next_clean.to_string(),
+                });
+                let looped =
+                    next_clean == *url || hops.iter().any(|h| h.from == next_clean.as_str());
+                if looped {
+                    return (
+                        failed(
+                            FailureClass::Dead,
+                            Some(status.as_u16()),
+                            "redirect loop".into(),
+                            hops,
+                        ),
+                        None,
+                    );
+                }
+                if hops.len() > self.cfg.max_redirects {
+                    return (
+                        failed(
+                            FailureClass::Dead,
+                            Some(status.as_u16()),
+                            format!("more than {} redirects", self.cfg.max_redirects),
+                            hops,
+                        ),
+                        None,
+                    );
+                }
+                current = next_clean;
+                continue;
+            }
+            if status == StatusCode::NOT_MODIFIED {
+                return (
+                    FetchOutcome::NotModified {
+                        final_url: current,
+                        redirects: hops,
+                    },
+                    None,
+                );
+            }
+            if !status.is_success() {
+                let retry_after = retry_after(resp.headers());
+                let class = classify_status(status);
+                let detail = format!("HTTP {}", status.as_u16());
+                return (
+                    failed(class, Some(status.as_u16()), detail, hops),
+                    retry_after,
+                );
+            }
+            let content_type = header_str(resp.headers(), header::CONTENT_TYPE);
+            let validators = Validators {
+                etag: header_str(resp.headers(), header::ETAG),
+                last_modified: header_str(resp.headers(), header::LAST_MODIFIED),
+            };
+            return match self.read_body(resp).await {
+                Ok(body) => (
+                    FetchOutcome::Fetched(Fetched {
+                        final_url: current,
+                        status: status.as_u16(),
+                        content_type,
+                        validators,
+                        body,
+                        redirects: hops,
+                    }),
+                    None,
+                ),
+                Err((class, detail)) => (failed(class, Some(status.as_u16()), detail, hops), None),
+            };
+        }
+    }
+
+    /// Streams the body, stopping at the cap (so a compression bomb costs at most the cap).
+    async fn read_body(
+        &self,
+        mut resp: reqwest::Response,
+    ) -> Result<Vec<u8>, (FailureClass, String)> {
+        let cap = self.cfg.max_body_bytes;
+        let mut body = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > cap {
+                        return Err((
+                            FailureClass::Blocked,
+                            format!("body exceeds the {cap}-byte cap"),
+                        ));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(body),
+                Err(e) => return Err(classify_error(&e)),
+            }
+        }
+    }
+}
+
+fn failed(
+    class: FailureClass,
+    status: Option<u16>,
+    detail: String,
+    redirects: Vec<Hop>,
+) -> FetchOutcome {
+    FetchOutcome::Failed {
+        class,
+        status,
+        detail,
+        redirects,
+    }
+}
+
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<String> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Exponential backoff with up to 50% random jitter.
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.min(10));
+    let jitter = rand_fraction() * 0.5;
+    exp.mul_f64(1.0 + jitter)
+}
+
+/// A cheap random fraction in [0, 1) for jitter (no need for a CSPRNG).
+fn rand_fraction() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+    );
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Parses `Retry-After` as seconds or an HTTP date.
+fn retry_after(h: &HeaderMap) -> Option<Duration> {
+    let v = h.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    let delta = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(delta.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// Classifies an HTTP error status.
+pub fn classify_status(status: StatusCode) -> FailureClass {
+    match status.as_u16() {
+        401 | 403 | 451 => FailureClass::Blocked,
+        410 => FailureClass::Gone,
+        408 | 425 | 429 => FailureClass::Transient,
+        s if s >= 500 => FailureClass::Transient,
+        _ => FailureClass::Dead,
+    }
+}
+
+/// Classifies a transport error, looking through its sources for the guard's refusal.
+fn classify_error(e: &reqwest::Error) -> (FailureClass, String) {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let mut chain = Vec::new();
+    while let Some(s) = src {
+        if let Some(r) = s.downcast_ref::<guard::Refused>() {
+            return (FailureClass::Blocked, r.to_string());
+        }
+        chain.push(s.to_string());
+        src = s.source();
+    }
+    let text = chain.join(": ");
+    let text = crate::redact(&text);
+    if e.is_timeout() {
+        return (FailureClass::Transient, "timed out".into());
+    }
+    let lower = text.to_lowercase();
+    if lower.contains("failed to lookup address")
+        || lower.contains("name or service not known")
+        || lower.contains("no address associated")
+    {
+        return (
+            FailureClass::Dead,
+            format!("DNS: {}", chain.last().cloned().unwrap_or_default()),
+        );
+    }
+    (FailureClass::Transient, last_meaningful(&chain))
+}
+
+fn last_meaningful(chain: &[String]) -> String {
+    let mut parts: Vec<&str> = chain.iter().map(String::as_str).collect();
+    parts.dedup();
+    let s = parts.join(": ");
+    crate::redact(&s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_classified_once() {
+        assert_eq!(
+            classify_status(StatusCode::FORBIDDEN),
+            FailureClass::Blocked
+        );
+        assert_eq!(
+            classify_status(StatusCode::UNAUTHORIZED),
+            FailureClass::Blocked
+        );
+        assert_eq!(
+            classify_status(StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS),
+            FailureClass::Blocked
+        );
+        assert_eq!(classify_status(StatusCode::NOT_FOUND), FailureClass::Dead);
+        assert_eq!(classify_status(StatusCode::GONE), FailureClass::Gone);
+        assert_eq!(
+            classify_status(StatusCode::TOO_MANY_REQUESTS),
+            FailureClass::Transient
+        );
+        assert_eq!(
+            classify_status(StatusCode::SERVICE_UNAVAILABLE),
+            FailureClass::Transient
+        );
+    }
+
+    #[test]
+    fn permanent_target_is_the_leading_permanent_run() {
+        let hop = |s, f: &str, t: &str| Hop {
+            status: s,
+            from: f.into(),
+            to: t.into(),
+        };
+        assert_eq!(
+            permanent_target(&[hop(301, "a", "b"), hop(308, "b", "c"), hop(302, "c", "d")]),
+            Some("c")
+        );
+        assert_eq!(
+            permanent_target(&[hop(302, "a", "b"), hop(301, "b", "c")]),
+            None
+        );
+        assert_eq!(permanent_target(&[]), None);
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let mut h = HeaderMap::new();
+        h.insert(header::RETRY_AFTER, "2".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert(
+            header::RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        h.insert(header::RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter() {
+        let b = Duration::from_millis(100);
+        let d0 = backoff(b, 0);
+        let d2 = backoff(b, 2);
+        assert!(d0 >= b && d0 <= b.mul_f64(1.5));
+        assert!(d2 >= b * 4 && d2 <= (b * 4).mul_f64(1.5));
+    }
+}

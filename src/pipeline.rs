@@ -1,0 +1,566 @@
+//! The pipeline: the one place that wires the I/O edges (fetch, snapshot, store) to the pure
+//! stages (plan, extract, evidence, verdict).
+//!
+//! Each host's sources are fetched one after another at the host's pace, all hosts at once
+//! (the fetcher bounds requests in flight). Each finished fetch is committed on its own
+//! (snapshot file first, then one transaction), so a run killed midway keeps what finished.
+//! Bodies are held only while their citations are judged.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+
+use crate::extract;
+use crate::fetch::{self, FetchConfig, FetchOutcome, Fetcher, Validators};
+use crate::plan::{self, HostQueue, PlannedSource};
+use crate::registry::{Citation, Registry, Render};
+use crate::snapshot::SnapshotStore;
+use crate::store::{
+    CitationRef, FetchRecord, FetchRow, QueueDelta, SnapshotRow, Store, StoreError, VerdictRecord,
+    parse_ts,
+};
+use crate::verdict::{self, ConfirmPolicy, Judgement, Reading, Verdict};
+
+/// A source of the current time (tests control it).
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// The real clock.
+pub fn system_clock() -> Clock {
+    Arc::new(Utc::now)
+}
+
+/// What a run needs beyond the registry.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Only this offering.
+    pub only: Option<String>,
+    /// Fetch knobs.
+    pub fetch: FetchConfig,
+    /// Failure confirmation.
+    pub confirm: ConfirmPolicy,
+    /// Time.
+    pub clock: Clock,
+}
+
+/// What a run did, for the summary line.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    /// Run id.
+    pub run_id: i64,
+    /// Distinct URLs fetched.
+    pub urls: usize,
+    /// Citations judged.
+    pub citations: usize,
+    /// Verdict counts.
+    pub verdicts: BTreeMap<Verdict, usize>,
+    /// Citations whose evidence is expired.
+    pub expired: usize,
+    /// Queue changes.
+    pub queue: QueueDelta,
+    /// Body bytes downloaded.
+    pub bytes: u64,
+    /// Wall time.
+    pub elapsed: std::time::Duration,
+}
+
+impl std::fmt::Display for RunSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let counts = self
+            .verdicts
+            .iter()
+            .map(|(v, n)| format!("{n} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        write!(
+            f,
+            "run {}: {} citations over {} URLs ({}); {} expired; queue +{} opened, {} closed; {} bytes in {:.1}s",
+            self.run_id,
+            self.citations,
+            self.urls,
+            if counts.is_empty() {
+                "none".into()
+            } else {
+                counts
+            },
+            self.expired,
+            self.queue.opened,
+            self.queue.closed,
+            self.bytes,
+            self.elapsed.as_secs_f64()
+        )
+    }
+}
+
+/// A run that could not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The HTTP client could not be built.
+    #[error(transparent)]
+    Client(#[from] fetch::BuildError),
+    /// Writing a snapshot failed (disk full, permissions).
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
+}
+
+/// Fetches every planned source once, records snapshots, verdicts and queue changes.
+pub async fn run(
+    registry: &Registry,
+    store: &Store,
+    snapshots: &SnapshotStore,
+    opts: &RunOptions,
+) -> Result<RunSummary, RunError> {
+    let started = Instant::now();
+    let plan = plan::plan(registry, opts.only.as_deref());
+    let now = (opts.clock)();
+    let run_id = store
+        .begin_run(now, plan.url_count() as i64, plan.citation_count() as i64)
+        .await?;
+    let fetcher = Fetcher::new(opts.fetch.clone())?;
+    let ctx = Ctx {
+        store,
+        snapshots,
+        fetcher: &fetcher,
+        opts,
+        run_id,
+    };
+    let mut summary = RunSummary {
+        run_id,
+        urls: plan.url_count(),
+        citations: plan.citation_count(),
+        ..Default::default()
+    };
+    let results: Vec<Result<HostResult, RunError>> = futures_util::stream::iter(plan.hosts.iter())
+        .map(|h| ctx.process_host(h))
+        .buffer_unordered(256)
+        .collect()
+        .await;
+    let mut first_error = None;
+    for r in results {
+        match r {
+            Ok(h) => {
+                for v in h.verdicts {
+                    *summary.verdicts.entry(v).or_default() += 1;
+                }
+                summary.queue += h.queue;
+                summary.bytes += h.bytes;
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        let _ = store.finish_run(run_id, (opts.clock)(), false).await;
+        return Err(e);
+    }
+    let (expired, delta) =
+        sync_expiry(registry, store, opts.only.as_deref(), (opts.clock)()).await?;
+    summary.expired = expired;
+    summary.queue += delta;
+    if opts.only.is_none() {
+        let keys: Vec<String> = registry.citations().map(Citation::key).collect();
+        summary.queue.closed += store.close_orphans(&keys, (opts.clock)()).await?;
+    }
+    store.finish_run(run_id, (opts.clock)(), true).await?;
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+/// Evaluates the age policy for every citation (optionally of one offering) against `now`,
+/// opening or closing `expired` items. Returns the number expired.
+pub async fn sync_expiry(
+    registry: &Registry,
+    store: &Store,
+    only: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(usize, QueueDelta), StoreError> {
+    let today = now.date_naive();
+    let mut expired = 0;
+    let mut delta = QueueDelta::default();
+    for c in registry.citations() {
+        if only.is_some_and(|o| o != c.offering) {
+            continue;
+        }
+        let Some(cell) = registry.cell_of(c) else {
+            continue;
+        };
+        let max = registry
+            .dimension(&c.dimension)
+            .and_then(|d| d.max_age_days);
+        let is = verdict::is_expired(cell.verified, max, today);
+        if is {
+            expired += 1;
+        }
+        let detail = match (cell.verified, max) {
+            (Some(v), Some(m)) => format!(
+                "evidence verified {v}, older than the {m}-day limit of `{}`",
+                c.dimension
+            ),
+            _ => String::new(),
+        };
+        let fingerprint = cell.verified.map(|d| d.to_string()).unwrap_or_default();
+        delta += store
+            .sync_expired(&citation_ref(c), is, &detail, &fingerprint, now)
+            .await?;
+    }
+    Ok((expired, delta))
+}
+
+/// The stored identity of a citation.
+pub fn citation_ref(c: &Citation) -> CitationRef {
+    CitationRef {
+        key: c.key(),
+        offering: c.offering.clone(),
+        dimension: c.dimension.clone(),
+        url: c.url.clone(),
+        quote: c.quote.clone(),
+    }
+}
+
+struct Ctx<'a> {
+    store: &'a Store,
+    snapshots: &'a SnapshotStore,
+    fetcher: &'a Fetcher,
+    opts: &'a RunOptions,
+    run_id: i64,
+}
+
+#[derive(Default)]
+struct HostResult {
+    verdicts: Vec<Verdict>,
+    queue: QueueDelta,
+    bytes: u64,
+}
+
+/// The body a fetch left us with, if any.
+struct Body {
+    hash: String,
+    bytes: Vec<u8>,
+    content_type: Option<String>,
+}
+
+impl Ctx<'_> {
+    async fn process_host(&self, host: &HostQueue<'_>) -> Result<HostResult, RunError> {
+        let mut out = HostResult::default();
+        for source in &host.sources {
+            self.process_source(source, &mut out).await?;
+        }
+        Ok(out)
+    }
+
+    async fn process_source(
+        &self,
+        source: &PlannedSource<'_>,
+        out: &mut HostResult,
+    ) -> Result<(), RunError> {
+        let url = source.url.as_str();
+        let state = self.store.source_state(url).await?.unwrap_or_default();
+        // Conditional requests only when the body they would let us re-use is intact on disk.
+        let have_good = state
+            .last_good_snapshot
+            .as_deref()
+            .is_some_and(|h| self.snapshots.has(h));
+        let validators = if have_good {
+            Validators {
+                etag: state.etag.clone(),
+                last_modified: state.last_modified.clone(),
+            }
+        } else {
+            if let Some(h) = &state.last_good_snapshot {
+                tracing::warn!(url = %crate::redact(url), snapshot = %h, "stored snapshot missing or corrupt; fetching in full");
+            }
+            Validators::default()
+        };
+        let started = Instant::now();
+        let mut outcome = self.fetcher.fetch(&source.url, &validators).await;
+        if matches!(outcome, FetchOutcome::NotModified { .. }) && !have_good {
+            outcome = self
+                .fetcher
+                .fetch(&source.url, &Validators::default())
+                .await;
+        }
+        let now = (self.opts.clock)();
+        let elapsed_ms = started.elapsed().as_millis() as i64;
+        let redirects = fetch::describe_chain(outcome.redirects());
+        let moved_to = fetch::permanent_target(outcome.redirects()).map(str::to_string);
+        let (row, body, status, detail, final_url) = match outcome {
+            FetchOutcome::Fetched(f) => {
+                let bytes = f.body;
+                out.bytes += bytes.len() as u64;
+                let snaps = self.snapshots.clone();
+                let (hash, bytes) =
+                    tokio::task::spawn_blocking(move || snaps.put(&bytes).map(|h| (h, bytes)))
+                        .await
+                        .expect("snapshot task panicked")?;
+                let row = FetchRow::Fetched {
+                    snapshot: SnapshotRow {
+                        hash: hash.clone(),
+                        size: bytes.len() as i64,
+                        content_type: f.content_type.clone(),
+                    },
+                    etag: f.validators.etag,
+                    last_modified: f.validators.last_modified,
+                };
+                let body = Body {
+                    hash,
+                    bytes,
+                    content_type: f.content_type,
+                };
+                (
+                    row,
+                    Some(body),
+                    Some(f.status),
+                    None,
+                    Some(f.final_url.to_string()),
+                )
+            }
+            FetchOutcome::NotModified { final_url, .. } => {
+                let hash = state
+                    .last_good_snapshot
+                    .clone()
+                    .expect("304 only with a stored snapshot");
+                let bytes = self.snapshots.get(&hash)?;
+                let body = Body {
+                    hash: hash.clone(),
+                    bytes,
+                    content_type: state.content_type.clone(),
+                };
+                (
+                    FetchRow::NotModified {
+                        snapshot_hash: hash,
+                    },
+                    Some(body),
+                    Some(304),
+                    Some("not modified; stored snapshot re-used".to_string()),
+                    Some(final_url.to_string()),
+                )
+            }
+            FetchOutcome::Failed {
+                class,
+                status,
+                detail,
+                ..
+            } => {
+                let consecutive = state.consecutive_failures + 1;
+                let first = state
+                    .first_failure_at
+                    .as_deref()
+                    .and_then(parse_ts)
+                    .unwrap_or(now);
+                let row = FetchRow::Failed {
+                    class,
+                    consecutive,
+                    first_failure_at: first,
+                };
+                (row, None, status, Some(detail), None)
+            }
+        };
+        let mut verdicts = Vec::with_capacity(source.citations.len());
+        let mut texts: HashMap<Option<String>, Result<String, String>> = HashMap::new();
+        for c in &source.citations {
+            let judgement = match (&row, &body) {
+                (
+                    FetchRow::Failed {
+                        class,
+                        consecutive,
+                        first_failure_at,
+                    },
+                    _,
+                ) => {
+                    let reading = Reading::Failed {
+                        class: *class,
+                        detail: detail.as_deref().unwrap_or("fetch failed"),
+                        consecutive: *consecutive as u32,
+                        first_failure_at: *first_failure_at,
+                    };
+                    verdict::judge(c, &reading, None, self.opts.confirm, now)
+                }
+                (_, Some(b)) => {
+                    let text = texts.entry(c.selector.clone()).or_insert_with(|| {
+                        extract::text(&b.bytes, b.content_type.as_deref(), c.selector.as_deref())
+                            .map_err(|e| e.to_string())
+                    });
+                    let baseline = self.baseline_text(c, b, text).await?;
+                    let reading = Reading::Read {
+                        text: text.as_ref().map(String::as_str).map_err(String::as_str),
+                        moved_to: moved_to.as_deref(),
+                        redirects: &redirects,
+                    };
+                    let j =
+                        verdict::judge(c, &reading, baseline.as_deref(), self.opts.confirm, now);
+                    browser_caveat(c, j)
+                }
+                (_, None) => unreachable!("success rows carry a body"),
+            };
+            out.verdicts.push(judgement.verdict);
+            verdicts.push(VerdictRecord {
+                citation: citation_ref(c),
+                snapshot_hash: body
+                    .as_ref()
+                    .filter(|_| judgement.verdict.read_content())
+                    .map(|b| b.hash.clone()),
+                judgement,
+            });
+        }
+        let rec = FetchRecord {
+            run_id: self.run_id,
+            url: url.to_string(),
+            fetched_at: now,
+            row,
+            status,
+            detail,
+            final_url,
+            redirects: (!redirects.is_empty()).then_some(redirects),
+            elapsed_ms,
+            verdicts,
+        };
+        out.queue += self.store.record_fetch(&rec).await?;
+        tracing::info!(url = %crate::redact(url), elapsed_ms, "fetched");
+        Ok(())
+    }
+
+    /// The citation's normalised baseline text, or None when it has no baseline yet. When the
+    /// baseline is the snapshot just fetched, the text already extracted is reused.
+    async fn baseline_text(
+        &self,
+        c: &Citation,
+        current: &Body,
+        current_text: &Result<String, String>,
+    ) -> Result<Option<String>, RunError> {
+        if c.quote.is_some() {
+            return Ok(None);
+        }
+        let Some((hash, ct)) = self.store.baseline(&c.key()).await? else {
+            return Ok(None);
+        };
+        if hash == current.hash {
+            return Ok(current_text
+                .as_ref()
+                .ok()
+                .map(|t| crate::evidence::normalise(t)));
+        }
+        match self.snapshots.get(&hash) {
+            Ok(bytes) => Ok(extract::text(&bytes, ct.as_deref(), c.selector.as_deref())
+                .ok()
+                .map(|t| crate::evidence::normalise(&t))),
+            Err(e) => {
+                tracing::warn!(error = %e, "baseline snapshot unreadable; judging without baseline");
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// A plain fetch of a page cited with `render = "browser"` sees the server's HTML only; when
+/// the evidence is not in it, that is a limitation of the reading, not proof it is gone.
+fn browser_caveat(c: &Citation, mut j: Judgement) -> Judgement {
+    if c.render == Render::Browser
+        && matches!(
+            j.verdict,
+            Verdict::Missing | Verdict::Changed | Verdict::Drifted
+        )
+    {
+        j.detail = format!(
+            "the page needs a browser to render (render = \"browser\") and this build reads server HTML only; plain reading: {} — {}",
+            j.verdict, j.detail
+        );
+        j.verdict = Verdict::Blocked;
+        j.fingerprint = format!("browser:{}", j.fingerprint);
+        j.also.clear();
+    }
+    j
+}
+
+/// Gathers the recorded state of every registry citation for `check` and `report`: latest
+/// verdicts, expiry against `now`, queue items of current citations, and word diffs of changed
+/// text (re-extracted from stored snapshots, no network).
+pub async fn load_state<'a>(
+    registry: &'a Registry,
+    store: &Store,
+    snapshots: &SnapshotStore,
+    now: DateTime<Utc>,
+    with_diffs: bool,
+) -> Result<crate::report::State<'a>, StoreError> {
+    use crate::report::{CitationStatus, State};
+    let latest: HashMap<String, crate::store::LatestVerdict> = store
+        .latest_verdicts()
+        .await?
+        .into_iter()
+        .map(|v| (v.citation_key.clone(), v))
+        .collect();
+    let today = now.date_naive();
+    let mut citations = Vec::new();
+    let mut keys = std::collections::HashSet::new();
+    for c in registry.citations() {
+        let key = c.key();
+        keys.insert(key.clone());
+        let cell = registry.cell_of(c);
+        let max = registry
+            .dimension(&c.dimension)
+            .and_then(|d| d.max_age_days);
+        let expired = verdict::is_expired(cell.and_then(|x| x.verified), max, today);
+        let l = latest.get(&key);
+        citations.push(CitationStatus {
+            citation: c,
+            verdict: l
+                .and_then(|l| l.verdict.parse().ok())
+                .unwrap_or(Verdict::Pending),
+            detail: l
+                .map(|l| l.detail.clone())
+                .unwrap_or_else(|| "not checked yet".into()),
+            expired,
+            decided_at: l.map(|l| l.decided_at.clone()),
+            snapshot: l.and_then(|l| l.snapshot_hash.clone()),
+            baseline: l.and_then(|l| l.baseline_snapshot.clone()),
+            found: l.and_then(|l| l.found.clone()),
+        });
+    }
+    let mut queue: Vec<_> = store
+        .queue(None)
+        .await?
+        .into_iter()
+        .filter(|q| keys.contains(&q.citation_key))
+        .collect();
+    queue.sort_by_key(|q| (q.status != "open", q.id));
+    let mut diffs = HashMap::new();
+    if with_diffs {
+        for st in &citations {
+            if st.verdict != Verdict::Changed
+                && !(st.verdict == Verdict::Appeared && st.source_changed())
+            {
+                continue;
+            }
+            let (Some(b), Some(s)) = (&st.baseline, &st.snapshot) else {
+                continue;
+            };
+            let mut texts = Vec::new();
+            for hash in [b, s] {
+                let ct = store.snapshot_content_type(hash).await?;
+                let text = snapshots
+                    .get(hash)
+                    .ok()
+                    .and_then(|bytes| {
+                        extract::text(&bytes, ct.as_deref(), st.citation.selector.as_deref()).ok()
+                    })
+                    .map(|t| crate::evidence::normalise(&t));
+                texts.push(text);
+            }
+            if let [Some(before), Some(after)] = &texts[..] {
+                diffs.insert(st.citation.key(), crate::report::word_diff(before, after));
+            }
+        }
+    }
+    Ok(State {
+        registry,
+        citations,
+        queue,
+        diffs,
+        now,
+    })
+}

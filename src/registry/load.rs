@@ -1,0 +1,72 @@
+//! The I/O edge of the registry: reads `registry.toml` and `offerings/*.toml` from disk.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::{Parsed, SourceFile, parse};
+
+/// A registry directory that cannot be read at all.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A file or directory could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// What was being read.
+        path: PathBuf,
+        /// Why it failed.
+        source: io::Error,
+    },
+    /// A registry file is not UTF-8.
+    #[error("{path}: not valid UTF-8 text")]
+    NotUtf8 {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+fn read(path: &Path) -> Result<SourceFile, LoadError> {
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let text = String::from_utf8(bytes).map_err(|_| LoadError::NotUtf8 {
+        path: path.to_path_buf(),
+    })?;
+    Ok(SourceFile {
+        path: path.to_path_buf(),
+        text,
+    })
+}
+
+/// Reads `DIR/registry.toml` and every `DIR/offerings/*.toml` (sorted by name).
+pub fn read_sources(dir: &Path) -> Result<(SourceFile, Vec<SourceFile>), LoadError> {
+    let vocab = read(&dir.join("registry.toml"))?;
+    let off_dir = dir.join("offerings");
+    let entries = std::fs::read_dir(&off_dir).map_err(|source| LoadError::Io {
+        path: off_dir.clone(),
+        source,
+    })?;
+    let mut paths = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| LoadError::Io {
+            path: off_dir.clone(),
+            source,
+        })?;
+        let p = entry.path();
+        if p.extension().is_some_and(|e| e == "toml") && p.is_file() {
+            paths.push(p);
+        }
+    }
+    paths.sort();
+    let offerings = paths
+        .iter()
+        .map(|p| read(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((vocab, offerings))
+}
+
+/// Reads and validates the registry in `dir`.
+pub fn load(dir: &Path) -> Result<Parsed, LoadError> {
+    let (vocab, offerings) = read_sources(dir)?;
+    Ok(parse(&vocab, &offerings))
+}

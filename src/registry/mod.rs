@@ -1,0 +1,381 @@
+//! The registry: offerings graded on dimensions, each graded cell citing sources.
+//!
+//! This module owns the boundary between the TOML files people edit and the validated
+//! [`Registry`] the rest of citewatch works on. [`parse`] takes file contents (never the file
+//! system: [`load`] is the thin I/O edge that reads `registry/`) and returns either a
+//! registry or every problem found, each naming its file and line. After this boundary
+//! nothing re-checks: a [`Citation`] always has an http(s) URL, a known dimension and grade,
+//! and a parsed selector.
+//!
+//! The unvalidated shapes (`RawRegistry`, `RawOffering`, ...) are private: they exist only
+//! to carry spans so that problems can point at the line a person has to fix.
+
+mod load;
+mod raw;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt;
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use url::Url;
+
+pub use load::{LoadError, load, read_sources};
+
+/// One registry file's path (as shown in messages) and its text.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// Path as it should appear in messages, e.g. `registry/offerings/x.toml`.
+    pub path: PathBuf,
+    /// The file's full text.
+    pub text: String,
+}
+
+/// The validated registry.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    /// Display name from `registry.toml`.
+    pub name: String,
+    /// Grades, ordered best to worst as written.
+    pub grades: Vec<Grade>,
+    /// Dimensions in file order.
+    pub dimensions: Vec<Dimension>,
+    /// Offerings ordered by id.
+    pub offerings: Vec<Offering>,
+}
+
+/// An evidence grade such as `yes_public` (●).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grade {
+    /// Stable id used in offering files.
+    pub id: String,
+    /// One-character symbol shown on compare pages.
+    pub symbol: String,
+    /// Human label.
+    pub label: String,
+}
+
+/// A question every offering is graded on, e.g. SOC 2 Type II.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dimension {
+    /// Stable id used as the cell key.
+    pub id: String,
+    /// Short label.
+    pub label: String,
+    /// The question a grade answers.
+    pub question: String,
+    /// Optional grouping for display.
+    pub group: Option<String>,
+    /// Evidence verified longer ago than this many days is `expired`.
+    pub max_age_days: Option<u32>,
+}
+
+/// An AI model as one provider serves it.
+#[derive(Debug, Clone)]
+pub struct Offering {
+    /// Stable id, equal to the file stem.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Who develops the model.
+    pub developer: String,
+    /// Who serves it.
+    pub platform: String,
+    /// Free-text category.
+    pub category: String,
+    /// One-paragraph description.
+    pub summary: String,
+    /// File the offering came from, for messages.
+    pub file: PathBuf,
+    /// Graded cells in file order.
+    pub cells: Vec<Cell>,
+}
+
+/// How confident the grader is in a cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Confidence {
+    /// Strong, direct evidence.
+    High,
+    /// Evidence with gaps.
+    Medium,
+    /// Inferred or indirect.
+    Low,
+}
+
+/// One offering's grade on one dimension, with its evidence.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    /// The dimension id.
+    pub dimension: String,
+    /// The grade id.
+    pub grade: String,
+    /// Optional confidence.
+    pub confidence: Option<Confidence>,
+    /// Date a human last checked the evidence.
+    pub verified: Option<NaiveDate>,
+    /// Text shown for the cell.
+    pub summary: String,
+    /// Sources cited, in file order.
+    pub citations: Vec<Citation>,
+    /// Line of the `[cells.<dimension>]` header.
+    pub line: usize,
+}
+
+/// How a source is fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Render {
+    /// A plain HTTP GET.
+    #[default]
+    Http,
+    /// Rendered in a headless browser.
+    Browser,
+}
+
+/// One source entry of one cell: a URL, usually a quote, and what to watch for.
+#[derive(Debug, Clone)]
+pub struct Citation {
+    /// Offering id.
+    pub offering: String,
+    /// Dimension id.
+    pub dimension: String,
+    /// The URL exactly as written in the registry.
+    pub url: String,
+    /// The parsed URL (fragment removed: it is never sent).
+    pub fetch_url: Url,
+    /// The sentence quoted as evidence, if any.
+    pub quote: Option<String>,
+    /// Terms whose appearance must be flagged.
+    pub absent: Vec<String>,
+    /// CSS selector limiting which part of an HTML page counts.
+    pub selector: Option<String>,
+    /// Fetch method.
+    pub render: Render,
+    /// File the citation is written in.
+    pub file: PathBuf,
+    /// Line of its `[[cells.x.sources]]` header.
+    pub line: usize,
+}
+
+impl Citation {
+    /// The citation's identity: (offering, dimension, url, quote). Editing any of these makes a
+    /// new citation; reordering sources does not. Hex SHA-256 over the four parts.
+    pub fn key(&self) -> String {
+        citation_key(
+            &self.offering,
+            &self.dimension,
+            &self.url,
+            self.quote.as_deref(),
+        )
+    }
+}
+
+/// Computes the identity key of a citation from its four identifying parts.
+pub fn citation_key(offering: &str, dimension: &str, url: &str, quote: Option<&str>) -> String {
+    let mut h = Sha256::new();
+    for part in [offering, dimension, url] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    match quote {
+        Some(q) => {
+            h.update([1u8]);
+            h.update(q.as_bytes());
+        }
+        None => h.update([0u8]),
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
+impl Registry {
+    /// Every citation of every offering, in offering, cell and source order.
+    pub fn citations(&self) -> impl Iterator<Item = &Citation> {
+        self.offerings
+            .iter()
+            .flat_map(|o| o.cells.iter())
+            .flat_map(|c| c.citations.iter())
+    }
+
+    /// The dimension with this id.
+    pub fn dimension(&self, id: &str) -> Option<&Dimension> {
+        self.dimensions.iter().find(|d| d.id == id)
+    }
+
+    /// The grade with this id.
+    pub fn grade(&self, id: &str) -> Option<&Grade> {
+        self.grades.iter().find(|g| g.id == id)
+    }
+
+    /// The offering with this id.
+    pub fn offering(&self, id: &str) -> Option<&Offering> {
+        self.offerings.iter().find(|o| o.id == id)
+    }
+
+    /// The cell a citation belongs to.
+    pub fn cell_of(&self, c: &Citation) -> Option<&Cell> {
+        self.offering(&c.offering)?
+            .cells
+            .iter()
+            .find(|cell| cell.dimension == c.dimension)
+    }
+}
+
+/// How bad a problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// The registry cannot be used until this is fixed.
+    Error,
+    /// Worth fixing; the registry still works.
+    Warning,
+}
+
+/// A problem found in a registry file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// File, as given in [`SourceFile::path`].
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// Error or warning.
+    pub severity: Severity,
+    /// What is wrong, in one line.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sev = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(
+            f,
+            "{}:{}: {}: {}",
+            self.file.display(),
+            self.line,
+            sev,
+            self.message
+        )
+    }
+}
+
+/// The result of parsing: a registry when no error was found, and every problem either way.
+#[derive(Debug)]
+pub struct Parsed {
+    /// `Some` exactly when `problems` holds no error.
+    pub registry: Option<Registry>,
+    /// Errors and warnings, ordered by file and line.
+    pub problems: Vec<Problem>,
+}
+
+impl Parsed {
+    /// True when at least one problem is an error.
+    pub fn has_errors(&self) -> bool {
+        self.problems.iter().any(|p| p.severity == Severity::Error)
+    }
+}
+
+/// Collects problems for one file, turning byte offsets into lines.
+struct Reporter<'a> {
+    file: &'a SourceFile,
+    problems: &'a mut Vec<Problem>,
+}
+
+impl Reporter<'_> {
+    fn line_of(&self, offset: usize) -> usize {
+        line_of(&self.file.text, offset)
+    }
+    fn error(&mut self, offset: usize, message: impl Into<String>) {
+        let line = self.line_of(offset);
+        self.push(line, Severity::Error, message.into());
+    }
+    fn warning(&mut self, offset: usize, message: impl Into<String>) {
+        let line = self.line_of(offset);
+        self.push(line, Severity::Warning, message.into());
+    }
+    fn push(&mut self, line: usize, severity: Severity, message: String) {
+        self.problems.push(Problem {
+            file: self.file.path.clone(),
+            line,
+            severity,
+            message,
+        });
+    }
+}
+
+/// 1-based line number of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Validates a registry: `registry_toml` is `registry.toml`, `offerings` the files of
+/// `offerings/`. Pure: no file system access.
+pub fn parse(registry_toml: &SourceFile, offerings: &[SourceFile]) -> Parsed {
+    let mut problems = Vec::new();
+    let vocab = raw::parse_vocabulary(registry_toml, &mut problems);
+    let mut parsed_offerings = Vec::new();
+    let mut seen_ids: HashMap<String, PathBuf> = HashMap::new();
+    for file in offerings {
+        let mut rep = Reporter {
+            file,
+            problems: &mut problems,
+        };
+        if let Some(o) = raw::parse_offering(&mut rep, vocab.as_ref()) {
+            if let Some(prev) = seen_ids.get(&o.id) {
+                rep.error(
+                    0,
+                    format!("offering id `{}` is also used by {}", o.id, prev.display()),
+                );
+            } else {
+                seen_ids.insert(o.id.clone(), file.path.clone());
+                parsed_offerings.push(o);
+            }
+        }
+    }
+    problems.sort_by(|a, b| (&a.file, a.line, a.severity).cmp(&(&b.file, b.line, b.severity)));
+    problems.dedup();
+    let has_errors = problems.iter().any(|p| p.severity == Severity::Error);
+    let registry = match vocab {
+        Some(v) if !has_errors => {
+            parsed_offerings.sort_by(|a, b| a.id.cmp(&b.id));
+            Some(Registry {
+                name: v.name,
+                grades: v.grades,
+                dimensions: v.dimensions,
+                offerings: parsed_offerings,
+            })
+        }
+        _ => None,
+    };
+    Parsed { registry, problems }
+}
+
+/// The validated vocabularies of `registry.toml`.
+struct Vocabulary {
+    name: String,
+    grades: Vec<Grade>,
+    dimensions: Vec<Dimension>,
+}
+
+impl Vocabulary {
+    fn grade_ids(&self) -> HashSet<&str> {
+        self.grades.iter().map(|g| g.id.as_str()).collect()
+    }
+    fn dimension_ids(&self) -> BTreeSet<&str> {
+        self.dimensions.iter().map(|d| d.id.as_str()).collect()
+    }
+}
+
+/// The grade id meaning "no public evidence"; such cells may cite nothing.
+pub const NO_EVIDENCE: &str = "no_evidence";
+
+#[cfg(test)]
+mod tests;

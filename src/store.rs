@@ -1,0 +1,836 @@
+//! The store: citewatch's state in SQLite (runs, fetches, sources, citations, verdicts and the
+//! re-verification queue).
+//!
+//! An I/O edge. Migrations in `migrations/` are embedded at compile time and applied on open;
+//! queries are plain SQL with `.bind()` (no build-time database). Each finished fetch is
+//! recorded by [`Store::record_fetch`] in one `BEGIN IMMEDIATE` transaction — snapshot row,
+//! fetch row, source state, verdicts and queue changes together — so a run killed at any
+//! moment loses only what was in flight. The queue keeps one open row per (citation, reason);
+//! a repeated sighting moves `last_seen`, and a closed item is not reopened while the state
+//! behind it (its fingerprint) is unchanged.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{FromRow, Sqlite, SqlitePool, Transaction};
+
+use crate::verdict::Judgement;
+
+/// The database cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Opening, migrating or querying failed.
+    #[error("database {path}: {source}")]
+    Sqlx {
+        /// The database file.
+        path: String,
+        /// The cause.
+        source: sqlx::Error,
+    },
+    /// Applying migrations failed.
+    #[error("database {path}: migration failed: {source}")]
+    Migrate {
+        /// The database file.
+        path: String,
+        /// The cause.
+        source: sqlx::migrate::MigrateError,
+    },
+    /// A queue item that does not exist.
+    #[error("no queue item with id {0}")]
+    NoSuchItem(i64),
+    /// A queue item that is not open.
+    #[error("queue item {id} is already {status}")]
+    NotOpen {
+        /// The item.
+        id: i64,
+        /// Its status.
+        status: String,
+    },
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// `closed_by` of items citewatch closed itself.
+pub const AUTO_AUTHOR: &str = "citewatch";
+
+/// Handle to the SQLite database.
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+    path: String,
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Parses a stored timestamp.
+pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Per-URL state the next fetch needs.
+#[derive(Debug, Clone, Default, FromRow, PartialEq)]
+pub struct SourceState {
+    /// The URL.
+    pub url: String,
+    /// Last body read successfully.
+    pub last_good_snapshot: Option<String>,
+    /// Its Content-Type.
+    pub content_type: Option<String>,
+    /// Its ETag.
+    pub etag: Option<String>,
+    /// Its Last-Modified.
+    pub last_modified: Option<String>,
+    /// Failed runs in a row.
+    pub consecutive_failures: i64,
+    /// When the streak began.
+    pub first_failure_at: Option<String>,
+}
+
+/// A snapshot row to insert if new.
+#[derive(Debug, Clone)]
+pub struct SnapshotRow {
+    /// Content hash.
+    pub hash: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// Content-Type.
+    pub content_type: Option<String>,
+}
+
+/// A citation's identity as stored.
+#[derive(Debug, Clone)]
+pub struct CitationRef {
+    /// Identity key.
+    pub key: String,
+    /// Offering id.
+    pub offering: String,
+    /// Dimension id.
+    pub dimension: String,
+    /// URL as written.
+    pub url: String,
+    /// Quote.
+    pub quote: Option<String>,
+}
+
+/// One citation's verdict within a fetch record.
+#[derive(Debug, Clone)]
+pub struct VerdictRecord {
+    /// Which citation.
+    pub citation: CitationRef,
+    /// The judgement.
+    pub judgement: Judgement,
+    /// The snapshot judged, if content was read.
+    pub snapshot_hash: Option<String>,
+}
+
+/// The outcome of a fetch as stored.
+#[derive(Debug, Clone)]
+pub enum FetchRow {
+    /// A new body.
+    Fetched {
+        /// The body's snapshot.
+        snapshot: SnapshotRow,
+        /// ETag.
+        etag: Option<String>,
+        /// Last-Modified.
+        last_modified: Option<String>,
+    },
+    /// A 304 re-using this stored snapshot.
+    NotModified {
+        /// The re-used snapshot.
+        snapshot_hash: String,
+    },
+    /// A failure: the source's good fields are left alone.
+    Failed {
+        /// Failure class.
+        class: crate::verdict::FailureClass,
+        /// Failed runs in a row including this one.
+        consecutive: i64,
+        /// Start of the streak.
+        first_failure_at: DateTime<Utc>,
+    },
+}
+
+/// Everything one finished fetch produced, committed together.
+#[derive(Debug, Clone)]
+pub struct FetchRecord {
+    /// The run.
+    pub run_id: i64,
+    /// URL fetched.
+    pub url: String,
+    /// When it finished.
+    pub fetched_at: DateTime<Utc>,
+    /// What happened.
+    pub row: FetchRow,
+    /// HTTP status, if any.
+    pub status: Option<u16>,
+    /// One line for people.
+    pub detail: Option<String>,
+    /// Where redirects ended.
+    pub final_url: Option<String>,
+    /// Redirect chain.
+    pub redirects: Option<String>,
+    /// Time taken.
+    pub elapsed_ms: i64,
+    /// Verdicts for every citation of this URL.
+    pub verdicts: Vec<VerdictRecord>,
+}
+
+/// Counts of queue changes, for the run summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDelta {
+    /// Items opened.
+    pub opened: u32,
+    /// Items closed automatically.
+    pub closed: u32,
+}
+
+impl std::ops::AddAssign for QueueDelta {
+    fn add_assign(&mut self, o: Self) {
+        self.opened += o.opened;
+        self.closed += o.closed;
+    }
+}
+
+/// A re-verification queue item.
+#[derive(Debug, Clone, FromRow, Serialize, PartialEq)]
+pub struct QueueItem {
+    /// Row id.
+    pub id: i64,
+    /// Citation identity key.
+    pub citation_key: String,
+    /// Offering id.
+    pub offering: String,
+    /// Dimension id.
+    pub dimension: String,
+    /// URL as written.
+    pub url: String,
+    /// Reason.
+    pub reason: String,
+    /// open, resolved or dismissed.
+    pub status: String,
+    /// Latest explanation.
+    pub detail: String,
+    /// Body behind the latest sighting.
+    pub snapshot_hash: Option<String>,
+    /// First sighting.
+    pub first_seen: String,
+    /// Latest sighting.
+    pub last_seen: String,
+    /// When closed.
+    pub closed_at: Option<String>,
+    /// Who closed it.
+    pub closed_by: Option<String>,
+    /// Their note.
+    pub note: Option<String>,
+}
+
+/// The latest verdict recorded for a citation.
+#[derive(Debug, Clone, FromRow, PartialEq)]
+pub struct LatestVerdict {
+    /// Citation key.
+    pub citation_key: String,
+    /// Verdict word.
+    pub verdict: String,
+    /// Explanation.
+    pub detail: String,
+    /// Snapshot judged.
+    pub snapshot_hash: Option<String>,
+    /// Near-match variant.
+    pub found: Option<String>,
+    /// When.
+    pub decided_at: String,
+    /// Baseline snapshot of the citation.
+    pub baseline_snapshot: Option<String>,
+    /// When the baseline was set.
+    pub baseline_at: Option<String>,
+}
+
+impl Store {
+    /// Opens (creating if missing) the database at `path` and applies migrations.
+    pub async fn open(path: &Path) -> Result<Store> {
+        let p = path.display().to_string();
+        let err = |source| StoreError::Sqlx {
+            path: p.clone(),
+            source,
+        };
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .map_err(err)?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                path: p.clone(),
+                source,
+            })?;
+        Ok(Store { pool, path: p })
+    }
+
+    /// Wraps an existing pool (tests with `#[sqlx::test]`).
+    pub fn from_pool(pool: SqlitePool) -> Store {
+        Store {
+            pool,
+            path: ":memory:".into(),
+        }
+    }
+
+    /// The underlying pool, for integrity checks and tests.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    fn err(&self) -> impl Fn(sqlx::Error) -> StoreError + '_ {
+        move |source| StoreError::Sqlx {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(self.err())
+    }
+
+    /// Starts a run.
+    pub async fn begin_run(&self, now: DateTime<Utc>, urls: i64, citations: i64) -> Result<i64> {
+        let row: (i64,) = sqlx::query_as(
+            "INSERT INTO runs (started_at, urls, citations) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(ts(now))
+        .bind(urls)
+        .bind(citations)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok(row.0)
+    }
+
+    /// Marks a run finished or failed.
+    pub async fn finish_run(&self, run_id: i64, now: DateTime<Utc>, ok: bool) -> Result<()> {
+        sqlx::query("UPDATE runs SET finished_at = $1, status = $2 WHERE id = $3")
+            .bind(ts(now))
+            .bind(if ok { "finished" } else { "failed" })
+            .bind(run_id)
+            .execute(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Per-URL state, if the URL was fetched before.
+    pub async fn source_state(&self, url: &str) -> Result<Option<SourceState>> {
+        sqlx::query_as(
+            "SELECT url, last_good_snapshot, content_type, etag, last_modified, consecutive_failures, first_failure_at FROM sources WHERE url = $1",
+        )
+        .bind(url)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.err())
+    }
+
+    /// The baseline snapshot of a citation and that snapshot's Content-Type.
+    pub async fn baseline(&self, key: &str) -> Result<Option<(String, Option<String>)>> {
+        sqlx::query_as(
+            "SELECT c.baseline_snapshot, s.content_type FROM citations c JOIN snapshots s ON s.hash = c.baseline_snapshot WHERE c.key = $1",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.err())
+    }
+
+    /// Content-Type recorded for a snapshot.
+    pub async fn snapshot_content_type(&self, hash: &str) -> Result<Option<String>> {
+        let row: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT content_type FROM snapshots WHERE hash = $1")
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(self.err())?;
+        Ok(row.and_then(|r| r.0))
+    }
+
+    /// Commits one finished fetch with all it implies, atomically.
+    pub async fn record_fetch(&self, rec: &FetchRecord) -> Result<QueueDelta> {
+        let e = self.err();
+        let mut tx = self.write_tx().await?;
+        let at = ts(rec.fetched_at);
+        let (outcome, snapshot_hash, class, etag, lm, ct) = match &rec.row {
+            FetchRow::Fetched {
+                snapshot,
+                etag,
+                last_modified,
+            } => {
+                sqlx::query(
+                    "INSERT INTO snapshots (hash, size, content_type, first_seen) VALUES ($1, $2, $3, $4) ON CONFLICT(hash) DO NOTHING",
+                )
+                .bind(&snapshot.hash)
+                .bind(snapshot.size)
+                .bind(&snapshot.content_type)
+                .bind(&at)
+                .execute(&mut *tx)
+                .await
+                .map_err(&e)?;
+                (
+                    "fetched",
+                    Some(snapshot.hash.clone()),
+                    None,
+                    etag.clone(),
+                    last_modified.clone(),
+                    snapshot.content_type.clone(),
+                )
+            }
+            FetchRow::NotModified { snapshot_hash } => (
+                "not_modified",
+                Some(snapshot_hash.clone()),
+                None,
+                None,
+                None,
+                None,
+            ),
+            FetchRow::Failed { class, .. } => {
+                ("failed", None, Some(class.as_str()), None, None, None)
+            }
+        };
+        let fetch_id: (i64,) = sqlx::query_as(
+            "INSERT INTO fetches (run_id, url, fetched_at, outcome, status, failure_class, detail, final_url, redirects, snapshot_hash, content_type, etag, last_modified, elapsed_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
+        )
+        .bind(rec.run_id)
+        .bind(&rec.url)
+        .bind(&at)
+        .bind(outcome)
+        .bind(rec.status.map(i64::from))
+        .bind(&class)
+        .bind(&rec.detail)
+        .bind(&rec.final_url)
+        .bind(&rec.redirects)
+        .bind(&snapshot_hash)
+        .bind(&ct)
+        .bind(&etag)
+        .bind(&lm)
+        .bind(rec.elapsed_ms)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(&e)?;
+        let fetch_id = fetch_id.0;
+        match &rec.row {
+            FetchRow::Fetched { snapshot, .. } => {
+                sqlx::query(
+                    "INSERT INTO sources (url, last_good_snapshot, last_good_at, content_type, etag, last_modified, consecutive_failures, first_failure_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, 0, NULL)
+                     ON CONFLICT(url) DO UPDATE SET last_good_snapshot = excluded.last_good_snapshot, last_good_at = excluded.last_good_at,
+                        content_type = excluded.content_type, etag = excluded.etag, last_modified = excluded.last_modified,
+                        consecutive_failures = 0, first_failure_at = NULL",
+                )
+                .bind(&rec.url)
+                .bind(&snapshot.hash)
+                .bind(&at)
+                .bind(&snapshot.content_type)
+                .bind(&etag)
+                .bind(&lm)
+                .execute(&mut *tx)
+                .await
+                .map_err(&e)?;
+            }
+            FetchRow::NotModified { .. } => {
+                sqlx::query(
+                    "UPDATE sources SET last_good_at = $2, consecutive_failures = 0, first_failure_at = NULL WHERE url = $1",
+                )
+                .bind(&rec.url)
+                .bind(&at)
+                .execute(&mut *tx)
+                .await
+                .map_err(&e)?;
+            }
+            FetchRow::Failed {
+                consecutive,
+                first_failure_at,
+                ..
+            } => {
+                sqlx::query(
+                    "INSERT INTO sources (url, consecutive_failures, first_failure_at) VALUES ($1, $2, $3)
+                     ON CONFLICT(url) DO UPDATE SET consecutive_failures = excluded.consecutive_failures, first_failure_at = excluded.first_failure_at",
+                )
+                .bind(&rec.url)
+                .bind(consecutive)
+                .bind(ts(*first_failure_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(&e)?;
+            }
+        }
+        let mut delta = QueueDelta::default();
+        for v in &rec.verdicts {
+            upsert_citation(&mut tx, &v.citation, &at)
+                .await
+                .map_err(&e)?;
+            if v.judgement.verdict.read_content()
+                && let Some(h) = &v.snapshot_hash
+            {
+                sqlx::query(
+                    "UPDATE citations SET baseline_snapshot = $2, baseline_at = $3 WHERE key = $1 AND baseline_snapshot IS NULL",
+                )
+                .bind(&v.citation.key)
+                .bind(h)
+                .bind(&at)
+                .execute(&mut *tx)
+                .await
+                .map_err(&e)?;
+            }
+            sqlx::query(
+                "INSERT INTO verdicts (run_id, fetch_id, citation_key, verdict, detail, text_hash, snapshot_hash, found, decided_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT(run_id, citation_key) DO UPDATE SET fetch_id = excluded.fetch_id, verdict = excluded.verdict,
+                    detail = excluded.detail, text_hash = excluded.text_hash, snapshot_hash = excluded.snapshot_hash,
+                    found = excluded.found, decided_at = excluded.decided_at",
+            )
+            .bind(rec.run_id)
+            .bind(fetch_id)
+            .bind(&v.citation.key)
+            .bind(v.judgement.verdict.as_str())
+            .bind(&v.judgement.detail)
+            .bind(&v.judgement.text_hash)
+            .bind(&v.snapshot_hash)
+            .bind(&v.judgement.found)
+            .bind(&at)
+            .execute(&mut *tx)
+            .await
+            .map_err(&e)?;
+            let reasons = v.judgement.queue_reasons();
+            for reason in &reasons {
+                delta += open_or_touch(
+                    &mut tx,
+                    &v.citation,
+                    reason,
+                    &v.judgement.detail,
+                    &v.judgement.fingerprint,
+                    v.snapshot_hash.as_deref(),
+                    &at,
+                )
+                .await
+                .map_err(&e)?;
+            }
+            // Only a reading of the content can show a content problem is gone; a failed fetch
+            // leaves content items alone. Expiry is synced separately.
+            if v.judgement.verdict.read_content() {
+                let note = format!("no longer observed: verdict now {}", v.judgement.verdict);
+                delta.closed += close_others(&mut tx, &v.citation.key, &reasons, &note, &at)
+                    .await
+                    .map_err(&e)?;
+            }
+        }
+        tx.commit().await.map_err(&e)?;
+        Ok(delta)
+    }
+
+    /// Opens, refreshes or closes the `expired` item of a citation.
+    pub async fn sync_expired(
+        &self,
+        citation: &CitationRef,
+        expired: bool,
+        detail: &str,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+    ) -> Result<QueueDelta> {
+        let e = self.err();
+        let at = ts(now);
+        let mut tx = self.write_tx().await?;
+        upsert_citation(&mut tx, citation, &at).await.map_err(&e)?;
+        let mut delta = QueueDelta::default();
+        if expired {
+            delta += open_or_touch(
+                &mut tx,
+                citation,
+                crate::verdict::EXPIRED,
+                detail,
+                fingerprint,
+                None,
+                &at,
+            )
+            .await
+            .map_err(&e)?;
+        } else {
+            let r = sqlx::query(
+                "UPDATE reverify_queue SET status = 'resolved', closed_at = $2, closed_by = 'citewatch', note = 'no longer expired (verified date updated)'
+                 WHERE citation_key = $1 AND reason = 'expired' AND status = 'open'",
+            )
+            .bind(&citation.key)
+            .bind(&at)
+            .execute(&mut *tx)
+            .await
+            .map_err(&e)?;
+            delta.closed += r.rows_affected() as u32;
+        }
+        tx.commit().await.map_err(&e)?;
+        Ok(delta)
+    }
+
+    /// Closes open items of citations no longer in the registry (edited or removed).
+    pub async fn close_orphans(&self, current_keys: &[String], now: DateTime<Utc>) -> Result<u32> {
+        let e = self.err();
+        let mut tx = self.write_tx().await?;
+        sqlx::query("CREATE TEMP TABLE IF NOT EXISTS current_keys (key TEXT PRIMARY KEY)")
+            .execute(&mut *tx)
+            .await
+            .map_err(&e)?;
+        sqlx::query("DELETE FROM current_keys")
+            .execute(&mut *tx)
+            .await
+            .map_err(&e)?;
+        for k in current_keys {
+            sqlx::query("INSERT OR IGNORE INTO current_keys (key) VALUES ($1)")
+                .bind(k)
+                .execute(&mut *tx)
+                .await
+                .map_err(&e)?;
+        }
+        let r = sqlx::query(
+            "UPDATE reverify_queue SET status = 'resolved', closed_at = $1, closed_by = 'citewatch',
+                note = 'citation edited or removed in the registry; its successor is tracked separately'
+             WHERE status = 'open' AND citation_key NOT IN (SELECT key FROM current_keys)",
+        )
+        .bind(ts(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(&e)?;
+        sqlx::query("DELETE FROM current_keys")
+            .execute(&mut *tx)
+            .await
+            .map_err(&e)?;
+        tx.commit().await.map_err(&e)?;
+        Ok(r.rows_affected() as u32)
+    }
+
+    /// The latest verdict of every citation that has one, with its baseline.
+    pub async fn latest_verdicts(&self) -> Result<Vec<LatestVerdict>> {
+        sqlx::query_as(
+            "SELECT v.citation_key, v.verdict, v.detail, v.snapshot_hash, v.found, v.decided_at, c.baseline_snapshot, c.baseline_at
+             FROM verdicts v JOIN citations c ON c.key = v.citation_key
+             WHERE v.id = (SELECT MAX(id) FROM verdicts w WHERE w.citation_key = v.citation_key)",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err())
+    }
+
+    /// Queue items, optionally only those with `status`, oldest first.
+    pub async fn queue(&self, status: Option<&str>) -> Result<Vec<QueueItem>> {
+        let q = match status {
+            Some(_) => {
+                "SELECT id, citation_key, offering, dimension, url, reason, status, detail, snapshot_hash, first_seen, last_seen, closed_at, closed_by, note FROM reverify_queue WHERE status = $1 ORDER BY id"
+            }
+            None => {
+                "SELECT id, citation_key, offering, dimension, url, reason, status, detail, snapshot_hash, first_seen, last_seen, closed_at, closed_by, note FROM reverify_queue ORDER BY id"
+            }
+        };
+        let mut query = sqlx::query_as(q);
+        if let Some(s) = status {
+            query = query.bind(s);
+        }
+        query.fetch_all(&self.pool).await.map_err(self.err())
+    }
+
+    /// One queue item.
+    pub async fn queue_item(&self, id: i64) -> Result<QueueItem> {
+        sqlx::query_as(
+            "SELECT id, citation_key, offering, dimension, url, reason, status, detail, snapshot_hash, first_seen, last_seen, closed_at, closed_by, note FROM reverify_queue WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.err())?
+        .ok_or(StoreError::NoSuchItem(id))
+    }
+
+    /// Closes an open item as `resolved` (moving the citation's baseline to the snapshot
+    /// judged last) or `dismissed` (baseline unchanged).
+    pub async fn close_item(
+        &self,
+        id: i64,
+        resolve: bool,
+        note: &str,
+        author: &str,
+        now: DateTime<Utc>,
+    ) -> Result<QueueItem> {
+        let e = self.err();
+        let mut tx = self.write_tx().await?;
+        let status: Option<(String, String)> =
+            sqlx::query_as("SELECT status, citation_key FROM reverify_queue WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(&e)?;
+        let Some((status, key)) = status else {
+            return Err(StoreError::NoSuchItem(id));
+        };
+        if status != "open" {
+            return Err(StoreError::NotOpen { id, status });
+        }
+        sqlx::query("UPDATE reverify_queue SET status = $2, closed_at = $3, closed_by = $4, note = $5 WHERE id = $1")
+            .bind(id)
+            .bind(if resolve { "resolved" } else { "dismissed" })
+            .bind(ts(now))
+            .bind(author)
+            .bind(note)
+            .execute(&mut *tx)
+            .await
+            .map_err(&e)?;
+        if resolve {
+            sqlx::query(
+                "UPDATE citations SET baseline_snapshot = COALESCE(
+                    (SELECT snapshot_hash FROM verdicts WHERE citation_key = $1 AND snapshot_hash IS NOT NULL ORDER BY id DESC LIMIT 1),
+                    baseline_snapshot), baseline_at = $2 WHERE key = $1",
+            )
+            .bind(&key)
+            .bind(ts(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(&e)?;
+        }
+        tx.commit().await.map_err(&e)?;
+        self.queue_item(id).await
+    }
+
+    /// Runs `PRAGMA integrity_check`, returning its first line (`ok` when healthy).
+    pub async fn integrity_check(&self) -> Result<String> {
+        let row: (String,) = sqlx::query_as("PRAGMA integrity_check")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(row.0)
+    }
+
+    /// Closes the pool, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+async fn upsert_citation(
+    tx: &mut Transaction<'static, Sqlite>,
+    c: &CitationRef,
+    at: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO citations (key, offering, dimension, url, quote, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $6)
+         ON CONFLICT(key) DO UPDATE SET last_seen = excluded.last_seen",
+    )
+    .bind(&c.key)
+    .bind(&c.offering)
+    .bind(&c.dimension)
+    .bind(&c.url)
+    .bind(&c.quote)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Refreshes the open item for (citation, reason), or opens one unless the latest closed item
+/// for the same pair was closed on the same fingerprint.
+async fn open_or_touch(
+    tx: &mut Transaction<'static, Sqlite>,
+    c: &CitationRef,
+    reason: &str,
+    detail: &str,
+    fingerprint: &str,
+    snapshot: Option<&str>,
+    at: &str,
+) -> sqlx::Result<QueueDelta> {
+    let touched = sqlx::query(
+        "UPDATE reverify_queue SET last_seen = $3, detail = $4, fingerprint = $5, snapshot_hash = COALESCE($6, snapshot_hash)
+         WHERE citation_key = $1 AND reason = $2 AND status = 'open'",
+    )
+    .bind(&c.key)
+    .bind(reason)
+    .bind(at)
+    .bind(detail)
+    .bind(fingerprint)
+    .bind(snapshot)
+    .execute(&mut **tx)
+    .await?;
+    if touched.rows_affected() > 0 {
+        return Ok(QueueDelta::default());
+    }
+    // Only a person's decision holds an item closed; one citewatch closed itself (the problem
+    // cleared) reopens as soon as the problem is back.
+    let last_closed: Option<(String, Option<String>)> = sqlx::query_as(
+        "SELECT fingerprint, closed_by FROM reverify_queue WHERE citation_key = $1 AND reason = $2 AND status <> 'open' ORDER BY id DESC LIMIT 1",
+    )
+    .bind(&c.key)
+    .bind(reason)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if last_closed.is_some_and(|(f, by)| f == fingerprint && by.as_deref() != Some(AUTO_AUTHOR)) {
+        return Ok(QueueDelta::default());
+    }
+    sqlx::query(
+        "INSERT INTO reverify_queue (citation_key, offering, dimension, url, reason, detail, fingerprint, snapshot_hash, first_seen, last_seen)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+    )
+    .bind(&c.key)
+    .bind(&c.offering)
+    .bind(&c.dimension)
+    .bind(&c.url)
+    .bind(reason)
+    .bind(detail)
+    .bind(fingerprint)
+    .bind(snapshot)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(QueueDelta {
+        opened: 1,
+        closed: 0,
+    })
+}
+
+/// Closes a citation's open items whose reason is not in `keep` (expiry excepted).
+async fn close_others(
+    tx: &mut Transaction<'static, Sqlite>,
+    key: &str,
+    keep: &[&str],
+    note: &str,
+    at: &str,
+) -> sqlx::Result<u32> {
+    let open: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT id, reason FROM reverify_queue WHERE citation_key = $1 AND status = 'open' AND reason <> 'expired'",
+    )
+    .bind(key)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut closed = 0;
+    for (id, reason) in open {
+        if keep.contains(&reason.as_str()) {
+            continue;
+        }
+        sqlx::query("UPDATE reverify_queue SET status = 'resolved', closed_at = $2, closed_by = 'citewatch', note = $3 WHERE id = $1")
+            .bind(id)
+            .bind(at)
+            .bind(note)
+            .execute(&mut **tx)
+            .await?;
+        closed += 1;
+    }
+    Ok(closed)
+}

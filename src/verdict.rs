@@ -1,0 +1,608 @@
+//! Verdicts: what one fetch means for one citation.
+//!
+//! Pure: combines the fetch result (already classified where it happened), the citation's text
+//! now and at baseline, and the source's failure history into one [`Verdict`] with a detail
+//! line, plus the queue reasons it implies. The words are fixed by SPEC §3. Policy knobs
+//! (failure confirmation) and the clock arrive as arguments.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::evidence::{self, QuoteMatch};
+use crate::registry::Citation;
+
+/// The verdict on one citation for one run (SPEC §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The quote is present.
+    Verified,
+    /// A close variant of the quote is present.
+    Drifted,
+    /// The quote is present but its surroundings changed meaning.
+    ContextChanged,
+    /// The source was read fine and the quote is not in it.
+    Missing,
+    /// No quote; the text is the same as at baseline.
+    Unchanged,
+    /// No quote; the text differs from baseline.
+    Changed,
+    /// A term listed in `absent` now appears.
+    Appeared,
+    /// The fetch failed and the failure is not confirmed yet.
+    Unreachable,
+    /// Confirmed dead.
+    Gone,
+    /// Cannot be read as a visitor.
+    Blocked,
+    /// Permanently redirected; the evidence stands at the target.
+    Moved,
+    /// Not checked yet.
+    Pending,
+}
+
+impl Verdict {
+    /// Every verdict, in SPEC order.
+    pub const ALL: [Verdict; 12] = [
+        Verdict::Verified,
+        Verdict::Drifted,
+        Verdict::ContextChanged,
+        Verdict::Missing,
+        Verdict::Unchanged,
+        Verdict::Changed,
+        Verdict::Appeared,
+        Verdict::Unreachable,
+        Verdict::Gone,
+        Verdict::Blocked,
+        Verdict::Moved,
+        Verdict::Pending,
+    ];
+
+    /// The fixed word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Verified => "verified",
+            Verdict::Drifted => "drifted",
+            Verdict::ContextChanged => "context_changed",
+            Verdict::Missing => "missing",
+            Verdict::Unchanged => "unchanged",
+            Verdict::Changed => "changed",
+            Verdict::Appeared => "appeared",
+            Verdict::Unreachable => "unreachable",
+            Verdict::Gone => "gone",
+            Verdict::Blocked => "blocked",
+            Verdict::Moved => "moved",
+            Verdict::Pending => "pending",
+        }
+    }
+
+    /// Whether this verdict puts the citation in the re-verification queue.
+    pub fn is_queued(self) -> bool {
+        !matches!(
+            self,
+            Verdict::Verified | Verdict::Unchanged | Verdict::Unreachable | Verdict::Pending
+        )
+    }
+
+    /// Whether the evidence was judged from content that was actually read.
+    pub fn read_content(self) -> bool {
+        matches!(
+            self,
+            Verdict::Verified
+                | Verdict::Drifted
+                | Verdict::ContextChanged
+                | Verdict::Missing
+                | Verdict::Unchanged
+                | Verdict::Changed
+                | Verdict::Appeared
+                | Verdict::Moved
+        )
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Verdict {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Verdict::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| format!("unknown verdict `{s}`"))
+    }
+}
+
+/// The reason a queue item exists: a queued verdict, or `expired`.
+pub const EXPIRED: &str = "expired";
+
+/// How a failed fetch is classified, once, where it happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    /// Might work next time: timeouts, resets, 5xx, 429.
+    Transient,
+    /// Cannot be read as a visitor: 401, 403, 451, robots.txt, address guard, bot walls.
+    Blocked,
+    /// Looks dead but needs confirmation: 404, DNS name not found.
+    Dead,
+    /// Dead at once: 410.
+    Gone,
+}
+
+impl FailureClass {
+    /// The stored word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::Transient => "transient",
+            FailureClass::Blocked => "blocked",
+            FailureClass::Dead => "dead",
+            FailureClass::Gone => "gone",
+        }
+    }
+}
+
+/// When repeated failures become `gone`.
+#[derive(Debug, Clone, Copy)]
+pub struct ConfirmPolicy {
+    /// Consecutive failed runs needed.
+    pub failures: u32,
+    /// Hours the failures must span.
+    pub hours: u32,
+}
+
+impl Default for ConfirmPolicy {
+    fn default() -> Self {
+        ConfirmPolicy {
+            failures: 3,
+            hours: 48,
+        }
+    }
+}
+
+/// What the fetch stage read for a URL, as the verdict stage needs it.
+#[derive(Debug, Clone)]
+pub enum Reading<'a> {
+    /// Content was read (freshly, or re-used after a 304).
+    Read {
+        /// The citation's extracted text (selector applied), or why there is none.
+        text: Result<&'a str, &'a str>,
+        /// Target of a permanent redirect from the cited URL, if any.
+        moved_to: Option<&'a str>,
+        /// The redirect chain, for details (`301 a -> b`, ...); empty when none.
+        redirects: &'a str,
+    },
+    /// The fetch failed.
+    Failed {
+        /// Its class.
+        class: FailureClass,
+        /// One line for people.
+        detail: &'a str,
+        /// Consecutive failed runs, this one included.
+        consecutive: u32,
+        /// When the first of those failures happened.
+        first_failure_at: DateTime<Utc>,
+    },
+}
+
+/// The verdict on one citation with everything the store and report need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judgement {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// One line explaining it.
+    pub detail: String,
+    /// Hash of the normalised text the citation was judged on, when content was read.
+    pub text_hash: Option<String>,
+    /// Identifies the state behind the verdict, so a closed queue item is not reopened until it
+    /// changes: the text hash for content verdicts, the failure for failures.
+    pub fingerprint: String,
+    /// What the page says where the quote was expected (near matches), for the report.
+    pub found: Option<String>,
+    /// Other queue reasons beyond the verdict (e.g. `appeared` next to `missing`).
+    pub also: Vec<Verdict>,
+}
+
+impl Judgement {
+    /// Queue reasons this judgement implies (without `expired`, decided separately).
+    pub fn queue_reasons(&self) -> Vec<&'static str> {
+        let mut r: Vec<&'static str> = Vec::new();
+        if self.verdict.is_queued() {
+            r.push(self.verdict.as_str());
+        }
+        for v in &self.also {
+            if v.is_queued() && !r.contains(&v.as_str()) {
+                r.push(v.as_str());
+            }
+        }
+        r
+    }
+}
+
+/// Judges one citation. `baseline` is the citation's normalised text at baseline (None when
+/// there is no baseline yet: this reading becomes it).
+pub fn judge(
+    citation: &Citation,
+    reading: &Reading<'_>,
+    baseline: Option<&str>,
+    policy: ConfirmPolicy,
+    now: DateTime<Utc>,
+) -> Judgement {
+    match reading {
+        Reading::Failed {
+            class,
+            detail,
+            consecutive,
+            first_failure_at,
+        } => judge_failure(*class, detail, *consecutive, *first_failure_at, policy, now),
+        Reading::Read {
+            text: Err(why),
+            redirects,
+            ..
+        } => Judgement {
+            verdict: Verdict::Blocked,
+            detail: with_redirects(why.to_string(), redirects),
+            text_hash: None,
+            fingerprint: format!("unreadable:{why}"),
+            found: None,
+            also: vec![],
+        },
+        Reading::Read {
+            text: Ok(raw),
+            moved_to,
+            redirects,
+        } => {
+            let text = evidence::normalise(raw);
+            let hash = evidence::text_hash(&text);
+            let mut j = judge_content(citation, &text, baseline);
+            j.text_hash = Some(hash.clone());
+            j.fingerprint = hash;
+            if let Some(target) = moved_to {
+                if matches!(j.verdict, Verdict::Verified | Verdict::Unchanged) {
+                    j.detail = format!("permanently redirected to {target}; {}", j.detail);
+                    j.verdict = Verdict::Moved;
+                    j.fingerprint = format!("moved:{target}:{}", j.fingerprint);
+                } else {
+                    j.also.push(Verdict::Moved);
+                }
+            }
+            j.detail = with_redirects(j.detail, redirects);
+            j
+        }
+    }
+}
+
+fn with_redirects(detail: String, redirects: &str) -> String {
+    if redirects.is_empty() {
+        detail
+    } else {
+        format!("{detail} (redirects: {redirects})")
+    }
+}
+
+fn judge_failure(
+    class: FailureClass,
+    detail: &str,
+    consecutive: u32,
+    first_failure_at: DateTime<Utc>,
+    policy: ConfirmPolicy,
+    now: DateTime<Utc>,
+) -> Judgement {
+    let (verdict, detail) = match class {
+        FailureClass::Blocked => (Verdict::Blocked, detail.to_string()),
+        FailureClass::Gone => (Verdict::Gone, detail.to_string()),
+        FailureClass::Transient | FailureClass::Dead => {
+            let span_hours = (now - first_failure_at).num_minutes() as f64 / 60.0;
+            if consecutive >= policy.failures && span_hours >= f64::from(policy.hours) {
+                (
+                    Verdict::Gone,
+                    format!(
+                        "{detail}; failed on {consecutive} consecutive runs over {span_hours:.0} h"
+                    ),
+                )
+            } else {
+                (
+                    Verdict::Unreachable,
+                    format!(
+                        "{detail} (failure {consecutive} of {} needed over {} h to confirm)",
+                        policy.failures, policy.hours
+                    ),
+                )
+            }
+        }
+    };
+    Judgement {
+        verdict,
+        fingerprint: format!("{}:{}", class.as_str(), verdict),
+        detail,
+        text_hash: None,
+        found: None,
+        also: vec![],
+    }
+}
+
+/// Judges readable content (already normalised) against the quote, absent terms and baseline.
+fn judge_content(citation: &Citation, text: &str, baseline: Option<&str>) -> Judgement {
+    let mut j = Judgement {
+        verdict: Verdict::Verified,
+        detail: String::new(),
+        text_hash: None,
+        fingerprint: String::new(),
+        found: None,
+        also: vec![],
+    };
+    if text.is_empty() {
+        let why = match &citation.selector {
+            Some(s) => format!("selector `{s}` matched no text"),
+            None => "the page has no text".to_string(),
+        };
+        j.verdict = if citation.quote.is_some() {
+            Verdict::Missing
+        } else {
+            Verdict::Changed
+        };
+        j.detail = why;
+        return j;
+    }
+    match &citation.quote {
+        Some(quote) => {
+            let q = evidence::normalise(quote);
+            match evidence::find_quote(&q, text) {
+                QuoteMatch::Exact { start, end } => {
+                    j.verdict = Verdict::Verified;
+                    j.detail = format!(
+                        "quote found: \"{}\"",
+                        evidence::sentence_around(text, start, end)
+                    );
+                }
+                QuoteMatch::Near { found, why, .. } => {
+                    j.verdict = Verdict::Drifted;
+                    j.detail = format!("close variant found ({why}): \"{found}\"");
+                    j.found = Some(found);
+                }
+                QuoteMatch::Absent => {
+                    j.verdict = Verdict::Missing;
+                    j.detail = "the quote is not on the page".into();
+                }
+            }
+        }
+        None => match baseline {
+            None => {
+                j.verdict = Verdict::Unchanged;
+                j.detail = "first reading; recorded as baseline".into();
+            }
+            Some(b) if b == text => {
+                j.verdict = Verdict::Unchanged;
+                j.detail = "text unchanged since baseline".into();
+            }
+            Some(b) => {
+                j.verdict = Verdict::Changed;
+                j.detail = change_summary(b, text);
+            }
+        },
+    }
+    let appeared = evidence::find_terms(&citation.absent, text);
+    if !appeared.is_empty() {
+        let what = appeared
+            .iter()
+            .map(|a| format!("`{}` in \"{}\"", a.term, a.context))
+            .collect::<Vec<_>>()
+            .join("; ");
+        if matches!(
+            j.verdict,
+            Verdict::Verified | Verdict::Unchanged | Verdict::Changed
+        ) {
+            if j.verdict == Verdict::Changed {
+                j.also.push(Verdict::Changed);
+            }
+            j.verdict = Verdict::Appeared;
+            j.detail = format!("absent term appeared: {what}");
+        } else {
+            j.also.push(Verdict::Appeared);
+            j.detail = format!("{}; absent term appeared: {what}", j.detail);
+        }
+    }
+    j
+}
+
+/// A one-line summary of a word-level change: words removed and added.
+fn change_summary(before: &str, after: &str) -> String {
+    let diff = similar::TextDiff::from_words(before, after);
+    let (mut removed, mut added) = (0usize, 0usize);
+    for change in diff.iter_all_changes() {
+        if change.value().trim().is_empty() {
+            continue;
+        }
+        match change.tag() {
+            similar::ChangeTag::Delete => removed += 1,
+            similar::ChangeTag::Insert => added += 1,
+            similar::ChangeTag::Equal => {}
+        }
+    }
+    format!("text changed since baseline: {removed} words removed, {added} words added")
+}
+
+/// Whether a cell's evidence is older than its dimension allows on `today`.
+pub fn is_expired(
+    verified: Option<NaiveDate>,
+    max_age_days: Option<u32>,
+    today: NaiveDate,
+) -> bool {
+    match (verified, max_age_days) {
+        (Some(v), Some(max)) => (today - v).num_days() > i64::from(max),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Render;
+    use std::path::PathBuf;
+
+    fn citation(quote: Option<&str>, absent: &[&str]) -> Citation {
+        Citation {
+            offering: "o".into(),
+            dimension: "d".into(),
+            url: "https://example.com/".into(),
+            fetch_url: "https://example.com/".parse().unwrap(),
+            quote: quote.map(str::to_string),
+            absent: absent.iter().map(|s| s.to_string()).collect(),
+            selector: None,
+            render: Render::Http,
+            file: PathBuf::from("x.toml"),
+            line: 1,
+        }
+    }
+
+    fn read(text: &str) -> Reading<'_> {
+        Reading::Read {
+            text: Ok(text),
+            moved_to: None,
+            redirects: "",
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-25T00:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn verdict_words_round_trip() {
+        for v in Verdict::ALL {
+            assert_eq!(v.as_str().parse::<Verdict>().unwrap(), v);
+            assert_eq!(serde_json::to_string(&v).unwrap(), format!("\"{v}\""));
+        }
+    }
+
+    #[test]
+    fn quote_verdicts() {
+        let c = citation(Some("complies with SOC 2"), &[]);
+        let p = ConfirmPolicy::default();
+        assert_eq!(
+            judge(&c, &read("It complies with SOC\u{a0}2."), None, p, now()).verdict,
+            Verdict::Verified
+        );
+        assert_eq!(
+            judge(&c, &read("It Complies With SOC 2."), None, p, now()).verdict,
+            Verdict::Drifted
+        );
+        assert_eq!(
+            judge(&c, &read("Nothing here."), None, p, now()).verdict,
+            Verdict::Missing
+        );
+    }
+
+    #[test]
+    fn change_verdicts() {
+        let c = citation(None, &[]);
+        let p = ConfirmPolicy::default();
+        assert_eq!(
+            judge(&c, &read("a b"), None, p, now()).verdict,
+            Verdict::Unchanged
+        );
+        assert_eq!(
+            judge(&c, &read("a  b"), Some("a b"), p, now()).verdict,
+            Verdict::Unchanged
+        );
+        let j = judge(&c, &read("a c"), Some("a b"), p, now());
+        assert_eq!(j.verdict, Verdict::Changed);
+        assert!(
+            j.detail.contains("1 words removed, 1 words added"),
+            "{}",
+            j.detail
+        );
+    }
+
+    #[test]
+    fn appeared_wins_over_verified_and_accompanies_missing() {
+        let p = ConfirmPolicy::default();
+        let c = citation(None, &["ISO 42001"]);
+        let j = judge(&c, &read("Now ISO 42001 certified."), None, p, now());
+        assert_eq!(j.verdict, Verdict::Appeared);
+        let c = citation(Some("SOC 2 Type II"), &["ISO 42001"]);
+        let j = judge(&c, &read("Now ISO 42001 certified."), None, p, now());
+        assert_eq!(j.verdict, Verdict::Missing);
+        assert_eq!(j.queue_reasons(), vec!["missing", "appeared"]);
+    }
+
+    #[test]
+    fn failures_confirm_only_after_count_and_span() {
+        let c = citation(None, &[]);
+        let p = ConfirmPolicy {
+            failures: 3,
+            hours: 48,
+        };
+        let fail = |n, hours_ago: i64| Reading::Failed {
+            class: FailureClass::Dead,
+            detail: "HTTP 404",
+            consecutive: n,
+            first_failure_at: now() - chrono::Duration::hours(hours_ago),
+        };
+        assert_eq!(
+            judge(&c, &fail(1, 0), None, p, now()).verdict,
+            Verdict::Unreachable
+        );
+        assert_eq!(
+            judge(&c, &fail(3, 24), None, p, now()).verdict,
+            Verdict::Unreachable
+        );
+        assert_eq!(
+            judge(&c, &fail(3, 48), None, p, now()).verdict,
+            Verdict::Gone
+        );
+        let gone = Reading::Failed {
+            class: FailureClass::Gone,
+            detail: "HTTP 410",
+            consecutive: 1,
+            first_failure_at: now(),
+        };
+        assert_eq!(judge(&c, &gone, None, p, now()).verdict, Verdict::Gone);
+        let blocked = Reading::Failed {
+            class: FailureClass::Blocked,
+            detail: "HTTP 403",
+            consecutive: 1,
+            first_failure_at: now(),
+        };
+        assert_eq!(
+            judge(&c, &blocked, None, p, now()).verdict,
+            Verdict::Blocked
+        );
+    }
+
+    #[test]
+    fn moved_when_evidence_stands_at_target() {
+        let c = citation(Some("complies with SOC 2"), &[]);
+        let r = Reading::Read {
+            text: Ok("complies with SOC 2"),
+            moved_to: Some("https://new.example/"),
+            redirects: "301 a -> b",
+        };
+        let j = judge(&c, &r, None, ConfirmPolicy::default(), now());
+        assert_eq!(j.verdict, Verdict::Moved);
+        let r = Reading::Read {
+            text: Ok("other"),
+            moved_to: Some("https://new.example/"),
+            redirects: "301 a -> b",
+        };
+        let j = judge(&c, &r, None, ConfirmPolicy::default(), now());
+        assert_eq!(j.verdict, Verdict::Missing);
+        assert!(j.detail.contains("301 a -> b"));
+    }
+
+    #[test]
+    fn expiry_boundary() {
+        let v = NaiveDate::from_ymd_opt(2026, 7, 5);
+        let day = |s: &str| s.parse::<NaiveDate>().unwrap();
+        assert!(!is_expired(v, Some(180), day("2027-01-01")));
+        assert!(is_expired(v, Some(180), day("2027-01-02")));
+        assert!(!is_expired(v, None, day("2030-01-01")));
+        assert!(!is_expired(None, Some(1), day("2030-01-01")));
+    }
+}
