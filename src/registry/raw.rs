@@ -390,10 +390,12 @@ fn citation(
     let selector = match src.selector {
         Some(s) => match scraper::Selector::parse(s.get_ref()) {
             Ok(_) => Some(s.into_inner()),
-            Err(e) => {
+            // scraper's parse errors read "Unexpected error occurred..." over several lines;
+            // the selector itself says more.
+            Err(_) => {
                 rep.error(
                     s.span().start,
-                    format!("`cells.{dim}`: invalid CSS selector `{}`: {e}", s.get_ref()),
+                    format!("`cells.{dim}`: invalid CSS selector `{}`", s.get_ref()),
                 );
                 None
             }
