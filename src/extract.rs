@@ -52,10 +52,10 @@ pub fn media_kind(content_type: Option<&str>, bytes: &[u8]) -> MediaKind {
     if lower.contains("<html") || lower.contains("<!doctype html") || lower.contains("<body") {
         return MediaKind::Html;
     }
-    if essence.starts_with("text/") || essence.is_empty() || essence == "application/octet-stream" {
-        if std::str::from_utf8(head).is_ok() || !head.contains(&0) {
-            return MediaKind::Text;
-        }
+    let texty =
+        essence.starts_with("text/") || essence.is_empty() || essence == "application/octet-stream";
+    if texty && (std::str::from_utf8(head).is_ok() || !head.contains(&0)) {
+        return MediaKind::Text;
     }
     MediaKind::Binary
 }

@@ -420,7 +420,7 @@ impl Store {
         .bind(&at)
         .bind(outcome)
         .bind(rec.status.map(i64::from))
-        .bind(&class)
+        .bind(class)
         .bind(&rec.detail)
         .bind(&rec.final_url)
         .bind(&rec.redirects)

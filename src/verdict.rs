@@ -398,11 +398,14 @@ fn judge_content(citation: &Citation, text: &str, baseline: Option<&str>) -> Jud
             j.verdict,
             Verdict::Verified | Verdict::Unchanged | Verdict::Changed
         ) {
-            if j.verdict == Verdict::Changed {
-                j.also.push(Verdict::Changed);
-            }
+            // The appearance is the change that matters; one item, not two.
+            let also_changed = if j.verdict == Verdict::Changed {
+                " (the text also changed since baseline)"
+            } else {
+                ""
+            };
             j.verdict = Verdict::Appeared;
-            j.detail = format!("absent term appeared: {what}");
+            j.detail = format!("absent term appeared: {what}{also_changed}");
         } else {
             j.also.push(Verdict::Appeared);
             j.detail = format!("{}; absent term appeared: {what}", j.detail);

@@ -138,10 +138,8 @@ impl Resolve for GuardedResolver {
                     }
                 })
                 .collect();
-            if allowed.is_empty() {
-                if let Some(r) = refused {
-                    return Err(Box::new(r) as Box<dyn std::error::Error + Send + Sync>);
-                }
+            if let (true, Some(r)) = (allowed.is_empty(), refused) {
+                return Err(Box::new(r) as Box<dyn std::error::Error + Send + Sync>);
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })

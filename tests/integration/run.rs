@@ -1,0 +1,608 @@
+//! `citewatch run` end to end: every verdict against pages that change between runs, queue
+//! de-duplication, baselines, failure confirmation, redirects, the address guard.
+
+use std::collections::HashMap;
+
+use citewatch::pipeline;
+use citewatch::store::QueueItem;
+
+use crate::env::{Env, at, offering, source};
+use crate::site::{Page, Site};
+
+/// Latest verdict word per citation URL (each test URL is cited once).
+async fn verdicts(env: &Env) -> HashMap<String, (String, String)> {
+    let reg = env.registry();
+    let store = env.store().await;
+    let latest = store.latest_verdicts().await.unwrap();
+    store.close().await;
+    reg.citations()
+        .filter_map(|c| {
+            let l = latest.iter().find(|l| l.citation_key == c.key())?;
+            Some((c.url.clone(), (l.verdict.clone(), l.detail.clone())))
+        })
+        .collect()
+}
+
+fn verdict_of<'a>(v: &'a HashMap<String, (String, String)>, url: &str) -> &'a str {
+    &v.get(url)
+        .unwrap_or_else(|| panic!("no verdict for {url}: {v:#?}"))
+        .0
+}
+
+async fn open_items(env: &Env) -> Vec<QueueItem> {
+    let store = env.store().await;
+    let q = store.queue(Some("open")).await.unwrap();
+    store.close().await;
+    q
+}
+
+fn reasons(items: &[QueueItem]) -> Vec<(String, String)> {
+    let mut r: Vec<(String, String)> = items
+        .iter()
+        .map(|i| (i.dimension.clone(), i.reason.clone()))
+        .collect();
+    r.sort();
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_verdict_against_a_site_that_changes() {
+    let site = Site::start().await;
+    site.set("/soc2", Page::html("<html><body><p>Acme \u{201c}complies with SOC&nbsp;2 Type II\u{201d} audits.</p></body></html>"));
+    site.set(
+        "/iso",
+        Page::html("<main><p>We hold ISO 27001.</p></main><script>var t = 1;</script>"),
+    );
+    site.set("/dpa", Page::html("<p>Our data processing addendum.</p>"));
+    site.set(
+        "/markup",
+        Page::html("<p>Stable text.</p><script>a()</script>"),
+    );
+    site.set("/down", Page::status(503));
+    site.set(
+        "/case",
+        Page::html("<p>Models Are Stateless, and they store nothing.</p>"),
+    );
+    let env = Env::new(&[(
+        "acme",
+        offering(
+            "acme",
+            &[
+                (
+                    "soc2",
+                    "yes_public",
+                    vec![
+                        source(
+                            &site.url("/soc2"),
+                            "quote = \"complies with SOC 2 Type II\"",
+                        ),
+                        source(
+                            &site.url("/case"),
+                            "quote = \"Models are stateless, and they store nothing.\"",
+                        ),
+                    ],
+                ),
+                (
+                    "iso",
+                    "yes_public",
+                    vec![
+                        source(&site.url("/iso"), ""),
+                        source(&site.url("/markup"), ""),
+                    ],
+                ),
+                (
+                    "hipaa",
+                    "no_evidence",
+                    vec![source(
+                        &site.url("/dpa"),
+                        "absent = [\"HIPAA\", \"Business Associate Agreement\"]",
+                    )],
+                ),
+                (
+                    "dpa",
+                    "yes_public",
+                    vec![source(
+                        &site.url("/down"),
+                        "quote = \"processes personal data\"",
+                    )],
+                ),
+            ],
+        ),
+    )]);
+
+    let s1 = env.run_at("2026-08-01T03:00:00Z").await;
+    assert_eq!((s1.urls, s1.citations), (6, 6));
+    let v = verdicts(&env).await;
+    assert_eq!(verdict_of(&v, &site.url("/soc2")), "verified");
+    assert_eq!(verdict_of(&v, &site.url("/case")), "drifted");
+    assert_eq!(verdict_of(&v, &site.url("/iso")), "unchanged");
+    assert_eq!(verdict_of(&v, &site.url("/markup")), "unchanged");
+    assert_eq!(verdict_of(&v, &site.url("/dpa")), "unchanged");
+    assert_eq!(verdict_of(&v, &site.url("/down")), "unreachable");
+    assert_eq!(site.hits("/down"), 2, "one retry of a transient failure");
+    assert_eq!(
+        reasons(&open_items(&env).await),
+        [("soc2".to_string(), "drifted".to_string())]
+    );
+
+    site.set(
+        "/soc2",
+        Page::html("<p>Acme no longer lists its audits.</p>"),
+    );
+    site.set(
+        "/iso",
+        Page::html("<main><p>We hold ISO 27001 and ISO 27701.</p></main>"),
+    );
+    site.set(
+        "/dpa",
+        Page::html("<p>Our data processing addendum. We sign a HIPAA BAA on request.</p>"),
+    );
+    site.set("/markup", Page::html("<div class=\"wrap\"><p>Stable\n   text.</p></div><script>b()</script><style>p { color: red }</style>"));
+    env.run_at("2026-08-02T03:00:00Z").await;
+    let v = verdicts(&env).await;
+    assert_eq!(verdict_of(&v, &site.url("/soc2")), "missing");
+    assert_eq!(verdict_of(&v, &site.url("/iso")), "changed");
+    assert!(
+        v[&site.url("/iso")].1.contains("words added"),
+        "{:?}",
+        v[&site.url("/iso")]
+    );
+    assert_eq!(
+        verdict_of(&v, &site.url("/markup")),
+        "unchanged",
+        "markup, scripts and styles never count"
+    );
+    assert_eq!(verdict_of(&v, &site.url("/dpa")), "appeared");
+    assert!(
+        v[&site.url("/dpa")]
+            .1
+            .contains("We sign a HIPAA BAA on request."),
+        "{:?}",
+        v[&site.url("/dpa")]
+    );
+    let open = open_items(&env).await;
+    assert_eq!(
+        reasons(&open),
+        [
+            ("hipaa".to_string(), "appeared".to_string()),
+            ("iso".to_string(), "changed".to_string()),
+            ("soc2".to_string(), "drifted".to_string()),
+            ("soc2".to_string(), "missing".to_string()),
+        ]
+    );
+
+    // A third run over the same pages adds nothing and moves last_seen. (Still inside the
+    // 48 hours that would confirm /down as gone.)
+    env.run_at("2026-08-02T15:00:00Z").await;
+    let again = open_items(&env).await;
+    assert_eq!(reasons(&again), reasons(&open));
+    for (a, b) in open.iter().zip(&again) {
+        assert_eq!(a.id, b.id);
+        assert_eq!(a.first_seen, b.first_seen);
+        assert!(b.last_seen.starts_with("2026-08-02T15"), "{}", b.last_seen);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_problem_seen_on_three_runs_is_one_row() {
+    let site = Site::start().await;
+    site.set("/p", Page::html("<p>Nothing relevant here.</p>"));
+    let env = Env::new(&[(
+        "acme",
+        offering(
+            "acme",
+            &[(
+                "soc2",
+                "yes_public",
+                vec![source(
+                    &site.url("/p"),
+                    "quote = \"complies with SOC 2 Type II\"",
+                )],
+            )],
+        ),
+    )]);
+    for day in ["2026-08-01", "2026-08-02", "2026-08-03"] {
+        env.run_at(&format!("{day}T03:00:00Z")).await;
+    }
+    let store = env.store().await;
+    let all = store.queue(None).await.unwrap();
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(all[0].reason, "missing");
+    assert!(all[0].first_seen.starts_with("2026-08-01"));
+    assert!(all[0].last_seen.starts_with("2026-08-03"));
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM reverify_queue WHERE status = 'open'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let (runs,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM runs WHERE status = 'finished'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(runs, 3);
+    assert_eq!(site.hits("/p"), 3, "each distinct URL once per run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolve_moves_the_baseline_and_closed_items_stay_closed_until_content_changes() {
+    let site = Site::start().await;
+    site.set("/terms", Page::html("<p>Data is kept for 30 days.</p>"));
+    site.set("/q", Page::html("<p>We are SOC 2 Type II audited.</p>"));
+    let env = Env::new(&[(
+        "acme",
+        offering(
+            "acme",
+            &[
+                ("iso", "yes_public", vec![source(&site.url("/terms"), "")]),
+                (
+                    "soc2",
+                    "yes_public",
+                    vec![source(
+                        &site.url("/q"),
+                        "quote = \"We are SOC 2 Type II audited.\"",
+                    )],
+                ),
+            ],
+        ),
+    )]);
+    env.run_at("2026-08-01T03:00:00Z").await;
+    site.set("/terms", Page::html("<p>Data is kept for 90 days.</p>"));
+    site.set("/q", Page::html("<p>Audit reports on request.</p>"));
+    env.run_at("2026-08-02T03:00:00Z").await;
+    let open = open_items(&env).await;
+    assert_eq!(
+        reasons(&open),
+        [
+            ("iso".to_string(), "changed".to_string()),
+            ("soc2".to_string(), "missing".to_string())
+        ]
+    );
+
+    let store = env.store().await;
+    let changed = open.iter().find(|i| i.reason == "changed").unwrap();
+    let missing = open.iter().find(|i| i.reason == "missing").unwrap();
+    let r = store
+        .close_item(
+            changed.id,
+            true,
+            "90 days is still fine",
+            "alice",
+            at("2026-08-02T09:00:00Z"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status.as_str(), r.closed_by.as_deref(), r.note.as_deref()),
+        ("resolved", Some("alice"), Some("90 days is still fine"))
+    );
+    store
+        .close_item(
+            missing.id,
+            false,
+            "known; grade under review",
+            "bob",
+            at("2026-08-02T09:00:00Z"),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .close_item(missing.id, true, "again", "bob", at("2026-08-02T09:00:00Z"))
+            .await
+            .is_err(),
+        "closing twice is refused"
+    );
+    store.close().await;
+
+    // Same content: the resolved change is now the baseline, the dismissed item stays closed.
+    env.run_at("2026-08-03T03:00:00Z").await;
+    let v = verdicts(&env).await;
+    assert_eq!(verdict_of(&v, &site.url("/terms")), "unchanged");
+    assert_eq!(verdict_of(&v, &site.url("/q")), "missing");
+    assert!(open_items(&env).await.is_empty());
+
+    // New content: both reopen as new rows.
+    site.set("/terms", Page::html("<p>Data is kept for 365 days.</p>"));
+    site.set("/q", Page::html("<p>Audit reports on request only.</p>"));
+    env.run_at("2026-08-04T03:00:00Z").await;
+    let open = open_items(&env).await;
+    assert_eq!(
+        reasons(&open),
+        [
+            ("iso".to_string(), "changed".to_string()),
+            ("soc2".to_string(), "missing".to_string())
+        ]
+    );
+    assert!(open.iter().all(|i| i.first_seen.starts_with("2026-08-04")));
+
+    // The problem clears by itself: citewatch closes the item, and reopens it when it returns.
+    site.set("/q", Page::html("<p>We are SOC 2 Type II audited.</p>"));
+    env.run_at("2026-08-05T03:00:00Z").await;
+    let store = env.store().await;
+    let closed: Vec<QueueItem> = store
+        .queue(Some("resolved"))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.closed_by.as_deref() == Some("citewatch"))
+        .collect();
+    assert_eq!(closed.len(), 1);
+    assert!(
+        closed[0]
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("verdict now verified")
+    );
+    store.close().await;
+    site.set("/q", Page::html("<p>Audit reports on request only.</p>"));
+    env.run_at("2026-08-06T03:00:00Z").await;
+    assert_eq!(
+        open_items(&env)
+            .await
+            .iter()
+            .filter(|i| i.reason == "missing")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_404_is_gone_only_after_the_configured_runs_and_hours() {
+    let site = Site::start().await;
+    site.set("/ok", Page::html("<p>fine</p>"));
+    site.set("/gone", Page::status(410));
+    let env = Env::new(&[(
+        "acme",
+        offering(
+            "acme",
+            &[(
+                "iso",
+                "yes_public",
+                vec![
+                    source(&site.url("/missing-page"), ""),
+                    source(&site.url("/gone"), ""),
+                ],
+            )],
+        ),
+    )]);
+    env.run_at("2026-08-01T00:00:00Z").await;
+    let v = verdicts(&env).await;
+    assert_eq!(verdict_of(&v, &site.url("/missing-page")), "unreachable");
+    assert!(
+        v[&site.url("/missing-page")].1.contains("failure 1 of 3"),
+        "{:?}",
+        v
+    );
+    assert_eq!(
+        verdict_of(&v, &site.url("/gone")),
+        "gone",
+        "410 is confirmed at once"
+    );
+    assert_eq!(
+        site.hits("/missing-page"),
+        1,
+        "a 404 is not retried within a run"
+    );
+    env.run_at("2026-08-02T00:00:00Z").await;
+    env.run_at("2026-08-02T12:00:00Z").await;
+    let v = verdicts(&env).await;
+    assert_eq!(
+        verdict_of(&v, &site.url("/missing-page")),
+        "unreachable",
+        "three runs, but only 36 hours"
+    );
+    env.run_at("2026-08-03T00:00:00Z").await;
+    let v = verdicts(&env).await;
+    assert_eq!(verdict_of(&v, &site.url("/missing-page")), "gone");
+    assert_eq!(
+        reasons(&open_items(&env).await),
+        [
+            ("iso".to_string(), "gone".to_string()),
+            ("iso".to_string(), "gone".to_string())
+        ]
+    );
+
+    // One success resets the count.
+    site.set("/missing-page", Page::html("<p>back</p>"));
+    env.run_at("2026-08-04T00:00:00Z").await;
+    site.set("/missing-page", Page::status(404));
+    site.set("/missing-page-x", Page::status(404));
+    env.run_at("2026-08-05T00:00:00Z").await;
+    let v = verdicts(&env).await;
+    assert_eq!(verdict_of(&v, &site.url("/missing-page")), "unreachable");
+    // Failures never overwrite the last good snapshot.
+    let store = env.store().await;
+    let state = store
+        .source_state(&site.url("/missing-page"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(state.last_good_snapshot.is_some());
+    assert_eq!(state.consecutive_failures, 1);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_redirect_is_moved_when_the_evidence_stands_at_the_target() {
+    let site = Site::start().await;
+    site.set("/old", Page::redirect(301, "/new"));
+    site.set("/new", Page::html("<p>We are SOC 2 Type II audited.</p>"));
+    site.set("/temp", Page::redirect(302, "/new"));
+    site.set("/old-missing", Page::redirect(308, "/elsewhere"));
+    site.set("/elsewhere", Page::html("<p>Nothing.</p>"));
+    let q = "quote = \"SOC 2 Type II audited\"";
+    let env = Env::new(&[(
+        "acme",
+        offering(
+            "acme",
+            &[(
+                "soc2",
+                "yes_public",
+                vec![
+                    source(&site.url("/old"), q),
+                    source(&site.url("/temp"), q),
+                    source(&site.url("/old-missing"), q),
+                ],
+            )],
+        ),
+    )]);
+    env.run_at("2026-08-01T00:00:00Z").await;
+    let v = verdicts(&env).await;
+    assert_eq!(verdict_of(&v, &site.url("/old")), "moved");
+    assert!(v[&site.url("/old")].1.contains(&site.url("/new")), "{v:?}");
+    assert_eq!(
+        verdict_of(&v, &site.url("/temp")),
+        "verified",
+        "a temporary redirect is not a move"
+    );
+    assert_eq!(
+        verdict_of(&v, &site.url("/old-missing")),
+        "missing",
+        "the target's verdict wins"
+    );
+    assert!(v[&site.url("/old-missing")].1.contains("308"), "{v:?}");
+    let r = reasons(&open_items(&env).await);
+    assert!(
+        r.contains(&("soc2".to_string(), "moved".to_string())),
+        "{r:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopback_is_refused_without_allow_private() {
+    let site = Site::start().await;
+    site.set("/p", Page::html("<p>x</p>"));
+    let env = Env::new(&[(
+        "acme",
+        offering(
+            "acme",
+            &[("iso", "yes_public", vec![source(&site.url("/p"), "")])],
+        ),
+    )]);
+    let store = env.store().await;
+    let mut opts = env.options(at("2026-08-01T00:00:00Z"));
+    opts.fetch.allow_private = false;
+    pipeline::run(&env.registry(), &store, &env.snapshot_store(), &opts)
+        .await
+        .unwrap();
+    store.close().await;
+    let v = verdicts(&env).await;
+    assert_eq!(verdict_of(&v, &site.url("/p")), "blocked");
+    assert!(v[&site.url("/p")].1.contains("loopback"), "{v:?}");
+    assert_eq!(site.total_hits(), 0, "no connection reached the server");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etag_round_trip_reuses_the_stored_snapshot() {
+    let site = Site::start().await;
+    site.set(
+        "/e",
+        Page::html("<p>We are SOC 2 Type II audited.</p>").with_header("etag", "\"v1\""),
+    );
+    let env = Env::new(&[(
+        "acme",
+        offering(
+            "acme",
+            &[(
+                "soc2",
+                "yes_public",
+                vec![source(&site.url("/e"), "quote = \"SOC 2 Type II audited\"")],
+            )],
+        ),
+    )]);
+    env.run_at("2026-08-01T00:00:00Z").await;
+    assert_eq!(site.last_header("/e", "if-none-match"), None);
+    let s2 = env.run_at("2026-08-02T00:00:00Z").await;
+    assert_eq!(
+        site.last_header("/e", "if-none-match").as_deref(),
+        Some("\"v1\"")
+    );
+    assert_eq!(s2.bytes, 0, "304: nothing downloaded");
+    let v = verdicts(&env).await;
+    assert_eq!(
+        verdict_of(&v, &site.url("/e")),
+        "verified",
+        "the verdict is recomputed from the stored snapshot"
+    );
+    let store = env.store().await;
+    let (outcome,): (String,) =
+        sqlx::query_as("SELECT outcome FROM fetches ORDER BY id DESC LIMIT 1")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(outcome, "not_modified");
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_a_citation_closes_its_predecessors_items() {
+    let site = Site::start().await;
+    site.set("/p", Page::html("<p>Reports on request.</p>"));
+    let env = Env::new(&[(
+        "acme",
+        offering(
+            "acme",
+            &[(
+                "soc2",
+                "yes_public",
+                vec![source(&site.url("/p"), "quote = \"SOC 2 Type II audited\"")],
+            )],
+        ),
+    )]);
+    env.run_at("2026-08-01T00:00:00Z").await;
+    assert_eq!(open_items(&env).await.len(), 1);
+    env.write_offering(
+        "acme",
+        &offering(
+            "acme",
+            &[(
+                "soc2",
+                "yes_public",
+                vec![source(&site.url("/p"), "quote = \"Reports on request.\"")],
+            )],
+        ),
+    );
+    let s = env.run_at("2026-08-02T00:00:00Z").await;
+    assert!(open_items(&env).await.is_empty());
+    assert_eq!(s.queue.closed, 1);
+    let store = env.store().await;
+    let closed = store.queue(Some("resolved")).await.unwrap();
+    assert!(
+        closed[0]
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("edited or removed")
+    );
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_opens_after_the_boundary_date() {
+    let site = Site::start().await;
+    site.set("/p", Page::html("<p>We are SOC 2 Type II audited.</p>"));
+    // soc2 allows 180 days; verified 2026-07-05 → last good day 2027-01-01.
+    let env = Env::new(&[(
+        "acme",
+        offering(
+            "acme",
+            &[(
+                "soc2",
+                "yes_public",
+                vec![source(&site.url("/p"), "quote = \"SOC 2 Type II audited\"")],
+            )],
+        ),
+    )]);
+    let s = env.run_at("2027-01-01T23:00:00Z").await;
+    assert_eq!(s.expired, 0);
+    assert!(open_items(&env).await.is_empty());
+    let s = env.run_at("2027-01-02T01:00:00Z").await;
+    assert_eq!(s.expired, 1);
+    let open = open_items(&env).await;
+    assert_eq!(
+        reasons(&open),
+        [("soc2".to_string(), "expired".to_string())]
+    );
+    assert!(open[0].detail.contains("180-day"), "{}", open[0].detail);
+}
