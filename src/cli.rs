@@ -337,6 +337,7 @@ async fn dispatch(cli: Cli, clock: Clock) -> Result<Exit, Fail> {
         Command::Run(args) => {
             let s = settings(&cli.global, Some(args))?;
             let registry = load_registry(&s, s.quiet)?;
+            let _lock = lock_run(&s)?;
             let store = open_store(&s).await?;
             run_once(&s, &registry, &store, clock).await?;
             store.close().await;
@@ -345,6 +346,11 @@ async fn dispatch(cli: Cli, clock: Clock) -> Result<Exit, Fail> {
         Command::Check(args) => {
             let s = settings(&cli.global, Some(&args.fetch_args))?;
             let registry = load_registry(&s, s.quiet)?;
+            let _lock = if args.fetch {
+                Some(lock_run(&s)?)
+            } else {
+                None
+            };
             let store = open_store(&s).await?;
             if args.fetch {
                 run_once(&s, &registry, &store, clock.clone()).await?;
@@ -392,6 +398,37 @@ async fn dispatch(cli: Cli, clock: Clock) -> Result<Exit, Fail> {
             let r = queue_command(q, &store, clock).await;
             store.close().await;
             r
+        }
+    }
+}
+
+/// Holds the single-writer lock: an OS file lock on `<db>.lock`, released by the kernel if the
+/// process dies, so a crashed run never leaves a stale lock behind.
+struct RunLock {
+    _file: std::fs::File,
+}
+
+fn lock_run(s: &Settings) -> Result<RunLock, Fail> {
+    let mut path = s.db.clone().into_os_string();
+    path.push(".lock");
+    let path = PathBuf::from(path);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Fail(Exit::Failed, format!("{}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(RunLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Fail(
+            Exit::Locked,
+            format!(
+                "another citewatch run holds {}; nothing was touched",
+                path.display()
+            ),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(Fail(Exit::Failed, format!("{}: {e}", path.display())))
         }
     }
 }

@@ -224,3 +224,32 @@ async fn report_lists_open_items_per_offering_and_cell_with_a_diff() {
         "the SOC 2 page changed but its quote stands: {md}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_over_the_same_database_exits_75_untouched() {
+    let site = Site::start().await;
+    site.set("/p", Page::html("<p>text</p>"));
+    let env = Env::new(&[(
+        "acme",
+        offering(
+            "acme",
+            &[("iso", "yes_public", vec![source(&site.url("/p"), "")])],
+        ),
+    )]);
+    let mut lock_path = env.db.clone().into_os_string();
+    lock_path.push(".lock");
+    let holder = std::fs::File::create(&lock_path).unwrap();
+    holder.try_lock().unwrap();
+    let o = env.cli(&["run", "--allow-private"]);
+    assert_eq!(code(&o), 75, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("another citewatch run"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!env.db.exists(), "nothing was touched");
+    assert_eq!(site.total_hits(), 0);
+    drop(holder);
+    let o = env.cli(&["run", "--allow-private"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
