@@ -135,25 +135,34 @@ fn meta_charset(bytes: &[u8]) -> Option<&'static Encoding> {
     None
 }
 
-/// Extracts readable text from a snapshot. Blocks are separated by newlines. With a selector,
-/// only matching elements count (joined by newlines); a selector that matches nothing yields
-/// empty text, which the evidence stage reports.
-pub fn text(
-    bytes: &[u8],
-    content_type: Option<&str>,
-    selector: Option<&str>,
-) -> Result<String, ExtractError> {
+/// The text of one snapshot, in the two forms the evidence stage needs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Extracted {
+    /// Everything a reader could find on the page, hidden parts and `alt` text included;
+    /// quotes and watched terms are looked up here. Blocks are separated by newlines.
+    pub text: String,
+    /// The document's own wording for change detection: the `<main>` content (or the body
+    /// without header, footer and navigation), without menus, forms' controls, dialogs and
+    /// cookie banners. Equal to `text` for non-HTML documents and when a selector is given.
+    pub wording: String,
+}
+
+/// Extracts a snapshot's text. With a selector, only matching elements count (joined by
+/// newlines; nested matches once); a selector that matches nothing yields empty text, which
+/// the evidence stage reports.
+pub fn extract(bytes: &[u8], content_type: Option<&str>, selector: Option<&str>) -> Result<Extracted, ExtractError> {
     let kind = media_kind(content_type, bytes);
     match kind {
         MediaKind::Html => {
             let html = decode(bytes, content_type, kind);
-            Ok(html_text(&html, selector))
+            Ok(html_extract(&html, selector))
         }
-        MediaKind::Text => Ok(decode(bytes, content_type, kind)),
+        MediaKind::Text => {
+            let t = decode(bytes, content_type, kind);
+            Ok(Extracted { wording: t.clone(), text: t })
+        }
         MediaKind::Pdf => Err(ExtractError::Unsupported("PDF".into())),
-        MediaKind::Binary => Err(ExtractError::Unsupported(
-            content_type.unwrap_or("binary").to_string(),
-        )),
+        MediaKind::Binary => Err(ExtractError::Unsupported(content_type.unwrap_or("binary").to_string())),
     }
 }
 
@@ -227,24 +236,95 @@ fn is_block(name: &str) -> bool {
     )
 }
 
-/// Text of an HTML document (or of the parts matching `selector`).
-pub fn html_text(html: &str, selector: Option<&str>) -> String {
+/// Both texts of an HTML document (or of the parts matching `selector`).
+pub fn html_extract(html: &str, selector: Option<&str>) -> Extracted {
     let doc = Html::parse_document(html);
-    let mut out = String::new();
-    match selector.and_then(|s| Selector::parse(s).ok()) {
-        Some(sel) => {
-            for el in doc.select(&sel) {
-                walk(*el, &mut out);
-                out.push('\n');
-            }
+    if let Some(sel) = selector.and_then(|s| Selector::parse(s).ok()) {
+        let mut out = String::new();
+        for el in top_level(doc.select(&sel)) {
+            walk(el, &mut out, Mode::All);
+            out.push('\n');
         }
-        None => walk(doc.tree.root(), &mut out),
+        let t = tidy(&out);
+        return Extracted { wording: t.clone(), text: t };
     }
-    tidy(&out)
+    let mut all = String::new();
+    walk(doc.tree.root(), &mut all, Mode::All);
+    let mut wording = String::new();
+    let main = Selector::parse("main, [role=main]").expect("valid selector");
+    let mains = top_level(doc.select(&main));
+    if mains.is_empty() {
+        walk(doc.tree.root(), &mut wording, Mode::Page);
+    } else {
+        for el in mains {
+            walk(el, &mut wording, Mode::Main);
+            wording.push('\n');
+        }
+    }
+    Extracted { text: tidy(&all), wording: tidy(&wording) }
+}
+
+/// The text of an HTML document (or of the parts matching `selector`), as [`Extracted::text`].
+pub fn html_text(html: &str, selector: Option<&str>) -> String {
+    html_extract(html, selector).text
+}
+
+/// Selected elements without those nested in another selected element (so text is not
+/// repeated when a selector such as `div` matches ancestors and descendants).
+fn top_level<'a>(selected: scraper::html::Select<'a, '_>) -> Vec<ego_tree::NodeRef<'a, Node>> {
+    let nodes: Vec<ego_tree::NodeRef<'a, Node>> = selected.map(|e| *e).collect();
+    let ids: std::collections::HashSet<ego_tree::NodeId> = nodes.iter().map(|n| n.id()).collect();
+    nodes
+        .into_iter()
+        .filter(|n| !n.ancestors().any(|a| ids.contains(&a.id())))
+        .collect()
+}
+
+/// What a walk keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Everything but script-like contents.
+    All,
+    /// Inside `<main>`: also without navigation, controls, dialogs and banners.
+    Main,
+    /// A page without `<main>`: additionally without the page header and footer.
+    Page,
+}
+
+static CONSENT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"(?i)cookie[-_]?(?:banner|bar|consent|confirm|popup|pop-up|modal|dialog|overlay|prompt|wall|layer|accept)|consent[-_]?(?:banner|bar|manager|popup|modal|dialog|overlay)|gdpr[-_]?(?:banner|popup|consent)|onetrust|cookiebot|didomi|truste|osano|qc-cmp|cc-window|cc-banner|usercentrics|cookielaw|cmp-container").expect("valid regex")
+});
+
+/// Page furniture that is not the document's wording (for [`Mode::Main`] and [`Mode::Page`]).
+fn is_chrome(e: &scraper::node::Element, mode: Mode) -> bool {
+    if mode == Mode::All {
+        return false;
+    }
+    let name = e.name();
+    if matches!(name, "nav" | "aside" | "dialog" | "select" | "button" | "menu") {
+        return true;
+    }
+    if mode == Mode::Page && matches!(name, "header" | "footer") {
+        return true;
+    }
+    if let Some(role) = e.attr("role") {
+        let chrome_roles: &[&str] = if mode == Mode::Page {
+            &["navigation", "search", "dialog", "alertdialog", "complementary", "banner", "contentinfo", "menu", "menubar"]
+        } else {
+            &["navigation", "search", "dialog", "alertdialog", "complementary", "menu", "menubar"]
+        };
+        if chrome_roles.contains(&role.trim()) {
+            return true;
+        }
+    }
+    if e.attr("aria-modal") == Some("true") {
+        return true;
+    }
+    e.attr("id").is_some_and(|v| CONSENT.is_match(v)) || e.attr("class").is_some_and(|v| CONSENT.is_match(v))
 }
 
 /// Appends the text under `node`, iteratively (deeply nested pages must not overflow the stack).
-fn walk(node: ego_tree::NodeRef<'_, Node>, out: &mut String) {
+fn walk(node: ego_tree::NodeRef<'_, Node>, out: &mut String, mode: Mode) {
     use ego_tree::iter::Edge;
     let mut skip_depth = 0usize;
     for edge in node.traverse() {
@@ -252,7 +332,7 @@ fn walk(node: ego_tree::NodeRef<'_, Node>, out: &mut String) {
             Edge::Open(n) => match n.value() {
                 Node::Element(e) => {
                     let name = e.name();
-                    if skip_depth > 0 || is_skipped(name) {
+                    if skip_depth > 0 || is_skipped(name) || is_chrome(e, mode) {
                         skip_depth += 1;
                         continue;
                     }
@@ -316,6 +396,29 @@ fn tidy(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn text(bytes: &[u8], ct: Option<&str>, sel: Option<&str>) -> Result<String, ExtractError> {
+        extract(bytes, ct, sel).map(|e| e.text)
+    }
+
+    #[test]
+    fn wording_leaves_out_page_furniture() {
+        let page = r#"<html><body><header>Site menu</header><nav>Products Pricing</nav>
+            <main><h1>Terms</h1><p>We keep data for 30 days.</p><select><option>English</option></select>
+            <div class="cookieConfirm--x">Accept all cookies</div><div role="dialog">Sign up!</div>
+            <button>Copy</button></main><footer>© 2026</footer></body></html>"#;
+        let e = html_extract(page, None);
+        assert_eq!(e.wording, "Terms\nWe keep data for 30 days.");
+        for t in ["Site menu", "Products", "English", "Accept all cookies", "Sign up!", "© 2026", "We keep data"] {
+            assert!(e.text.contains(t), "full text keeps {t}");
+        }
+        let no_main = "<body><header>Menu</header><div><p>Body text.</p></div><footer>Foot</footer></body>";
+        assert_eq!(html_extract(no_main, None).wording, "Body text.");
+        // With a selector, both are the selected text, nested matches counted once.
+        let e = html_extract("<div><div><p>Inner</p></div><p>Outer</p></div>", Some("div"));
+        assert_eq!(e.text, "Inner\nOuter");
+        assert_eq!(e.wording, e.text);
+    }
 
     #[test]
     fn script_style_and_template_are_not_text() {
@@ -402,4 +505,125 @@ mod tests {
         );
         assert!(text(b"\x89PNG\0", Some("image/png"), None).is_err());
     }
+}
+
+/// A page served with a success status that is not the document: an error page, a bot wall,
+/// a redirect stub, or a JavaScript shell with no text of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageProblem {
+    /// How to treat it: bot walls are `Blocked`, error pages `Transient`, stubs `Dead`.
+    pub class: crate::verdict::FailureClass,
+    /// One line for people.
+    pub detail: String,
+}
+
+/// Phrases of bot walls and access denials, checked on short pages only.
+const WALL_PHRASES: &[&str] = &[
+    "just a moment...",
+    "checking your browser",
+    "attention required",
+    "verify you are human",
+    "verifying you are human",
+    "are you a robot",
+    "enable javascript and cookies to continue",
+    "please complete the security check",
+    "access denied",
+    "you don't have permission to access",
+    "request blocked",
+    "request unsuccessful. incapsula",
+    "pardon our interruption",
+];
+
+/// Phrases of CDN and application error pages, checked on short pages only.
+const ERROR_PHRASES: &[&str] = &[
+    "an error occurred while processing your request",
+    "this page isn't available",
+    "an unexpected error has occurred",
+    "try reloading the page",
+    "service unavailable",
+    "502 bad gateway",
+    "504 gateway timeout",
+    "internal server error",
+    "temporarily unavailable",
+    "something went wrong",
+    "error 503",
+    "error 502",
+];
+
+/// Phrases of pages that only say the document is elsewhere.
+const STUB_PHRASES: &[&str] = &["redirecting to", "you are being redirected", "this page has moved", "has moved to", "click here if you are not redirected"];
+
+/// Recognises pages that are not the document, so they are never judged as evidence
+/// (`missing` because a CDN hiccuped would be crying wolf). `text` is this page's extracted
+/// text. Pure; tuned to stay silent on real documents, however short.
+pub fn page_problem(bytes: &[u8], text: &str) -> Option<PageProblem> {
+    use crate::verdict::FailureClass;
+    let lower = crate::evidence::normalise(text).to_lowercase();
+    let words = lower.split_whitespace().count();
+    let quoted = |p: &str| {
+        let i = lower.find(p).unwrap_or(0);
+        let snippet: String = text_snippet(&lower, i, 80);
+        snippet
+    };
+    if words < 200 {
+        if let Some(p) = STUB_PHRASES.iter().find(|p| lower.contains(**p)) {
+            return Some(PageProblem {
+                class: FailureClass::Dead,
+                detail: format!("the page is a redirect stub (\"{}\"); the document has probably moved", quoted(p)),
+            });
+        }
+        if let Some(target) = meta_refresh(bytes) {
+            return Some(PageProblem {
+                class: FailureClass::Dead,
+                detail: format!("the page only redirects (meta refresh to {target}); the document has probably moved"),
+            });
+        }
+    }
+    if words < 300
+        && let Some(p) = WALL_PHRASES.iter().find(|p| lower.contains(**p))
+    {
+        return Some(PageProblem {
+            class: FailureClass::Blocked,
+            detail: format!("a bot wall or access denial was served instead of the page (\"{}\")", quoted(p)),
+        });
+    }
+    if words < 400
+        && let Some(p) = ERROR_PHRASES.iter().find(|p| lower.contains(**p))
+    {
+        return Some(PageProblem {
+            class: FailureClass::Transient,
+            detail: format!("an error page was served with a success status (\"{}\")", quoted(p)),
+        });
+    }
+    if words < 30 && looks_script_only(bytes) {
+        return Some(PageProblem {
+            class: FailureClass::Blocked,
+            detail: "the page has almost no text without JavaScript; set render = \"browser\" on this source".into(),
+        });
+    }
+    None
+}
+
+fn text_snippet(s: &str, at: usize, max: usize) -> String {
+    let start = s[..at].rfind(['.', '\n']).map_or(0, |i| i + 1);
+    s[start..].trim().chars().take(max).collect::<String>().trim().to_string()
+}
+
+/// The target of `<meta http-equiv="refresh" content="0; url=...">`, if any.
+fn meta_refresh(bytes: &[u8]) -> Option<String> {
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(16 * 1024)]).to_ascii_lowercase();
+    let i = head.find("http-equiv=\"refresh\"").or_else(|| head.find("http-equiv=refresh"))?;
+    let tag_start = head[..i].rfind('<')?;
+    let tag_end = head[i..].find('>').map(|j| i + j)?;
+    let tag = &head[tag_start..tag_end];
+    let url_at = tag.find("url=")?;
+    let target: String = tag[url_at + 4..].trim_start_matches(['\'', '"']).chars().take_while(|c| !matches!(c, '"' | '\'' | ' ' | '>')).collect();
+    (!target.is_empty()).then_some(target)
+}
+
+/// A document whose bytes are mostly script: a client-rendered application shell.
+fn looks_script_only(bytes: &[u8]) -> bool {
+    let lower = String::from_utf8_lossy(bytes).to_ascii_lowercase();
+    let scripts = lower.matches("<script").count();
+    scripts > 0 && (lower.contains("id=\"root\"") || lower.contains("id=\"app\"") || lower.contains("id=\"__next\"") || bytes.len() > 4096)
 }

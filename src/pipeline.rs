@@ -362,7 +362,7 @@ impl Ctx<'_> {
             }
         };
         let mut verdicts = Vec::with_capacity(source.citations.len());
-        let mut texts: HashMap<Option<String>, Result<String, String>> = HashMap::new();
+        let mut texts: HashMap<Option<String>, Result<extract::Extracted, String>> = HashMap::new();
         for c in &source.citations {
             let judgement = match (&row, &body) {
                 (
@@ -383,12 +383,12 @@ impl Ctx<'_> {
                 }
                 (_, Some(b)) => {
                     let text = texts.entry(c.selector.clone()).or_insert_with(|| {
-                        extract::text(&b.bytes, b.content_type.as_deref(), c.selector.as_deref())
+                        extract::extract(&b.bytes, b.content_type.as_deref(), c.selector.as_deref())
                             .map_err(|e| e.to_string())
                     });
                     let baseline = self.baseline_text(c, b, text).await?;
                     let reading = Reading::Read {
-                        text: text.as_ref().map(String::as_str).map_err(String::as_str),
+                        text: text.as_ref().map_err(String::as_str),
                         moved_to: moved_to.as_deref(),
                         redirects: &redirects,
                     };
@@ -425,13 +425,13 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// The citation's normalised baseline text, or None when it has no baseline yet. When the
+    /// The citation's extracted baseline text, or None when it has no baseline yet. When the
     /// baseline is the snapshot just fetched, the text already extracted is reused.
     async fn baseline_text(
         &self,
         c: &Citation,
         current: &Body,
-        current_text: &Result<String, String>,
+        current_text: &Result<extract::Extracted, String>,
     ) -> Result<Option<String>, RunError> {
         if c.quote.is_some() {
             return Ok(None);
@@ -440,15 +440,10 @@ impl Ctx<'_> {
             return Ok(None);
         };
         if hash == current.hash {
-            return Ok(current_text
-                .as_ref()
-                .ok()
-                .map(|t| crate::evidence::normalise(t)));
+            return Ok(current_text.as_ref().ok().map(|e| e.wording.clone()));
         }
         match self.snapshots.get(&hash) {
-            Ok(bytes) => Ok(extract::text(&bytes, ct.as_deref(), c.selector.as_deref())
-                .ok()
-                .map(|t| crate::evidence::normalise(&t))),
+            Ok(bytes) => Ok(extract::extract(&bytes, ct.as_deref(), c.selector.as_deref()).ok().map(|e| e.wording)),
             Err(e) => {
                 tracing::warn!(error = %e, "baseline snapshot unreadable; judging without baseline");
                 Ok(None)
@@ -546,9 +541,9 @@ pub async fn load_state<'a>(
                     .get(hash)
                     .ok()
                     .and_then(|bytes| {
-                        extract::text(&bytes, ct.as_deref(), st.citation.selector.as_deref()).ok()
+                        extract::extract(&bytes, ct.as_deref(), st.citation.selector.as_deref()).ok().map(|e| e.wording)
                     })
-                    .map(|t| crate::evidence::normalise(&t));
+                    .map(|t| crate::evidence::comparable(&t));
                 texts.push(text);
             }
             if let [Some(before), Some(after)] = &texts[..] {

@@ -12,6 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::evidence::{self, QuoteMatch};
+use crate::extract::Extracted;
 use crate::registry::Citation;
 
 /// The verdict on one citation for one run (SPEC §3).
@@ -172,7 +173,7 @@ pub enum Reading<'a> {
     /// Content was read (freshly, or re-used after a 304).
     Read {
         /// The citation's extracted text (selector applied), or why there is none.
-        text: Result<&'a str, &'a str>,
+        text: Result<&'a Extracted, &'a str>,
         /// Target of a permanent redirect from the cited URL, if any.
         moved_to: Option<&'a str>,
         /// The redirect chain, for details (`301 a -> b`, ...); empty when none.
@@ -225,8 +226,8 @@ impl Judgement {
     }
 }
 
-/// Judges one citation. `baseline` is the citation's normalised text at baseline (None when
-/// there is no baseline yet: this reading becomes it).
+/// Judges one citation. `baseline` is the citation's extracted wording at baseline
+/// ([`Extracted::wording`]; None when there is no baseline yet: this reading becomes it).
 pub fn judge(
     citation: &Citation,
     reading: &Reading<'_>,
@@ -254,13 +255,15 @@ pub fn judge(
             also: vec![],
         },
         Reading::Read {
-            text: Ok(raw),
+            text: Ok(extracted),
             moved_to,
             redirects,
         } => {
-            let text = evidence::normalise(raw);
-            let hash = evidence::text_hash(&text);
-            let mut j = judge_content(citation, &text, baseline);
+            let text = evidence::normalise(&extracted.text);
+            let wording = evidence::comparable(&extracted.wording);
+            let hash = evidence::text_hash(&wording);
+            let baseline = baseline.map(evidence::comparable);
+            let mut j = judge_content(citation, &text, &wording, baseline.as_deref());
             j.text_hash = Some(hash.clone());
             j.fingerprint = hash;
             if let Some(target) = moved_to {
@@ -328,7 +331,7 @@ fn judge_failure(
 }
 
 /// Judges readable content (already normalised) against the quote, absent terms and baseline.
-fn judge_content(citation: &Citation, text: &str, baseline: Option<&str>) -> Judgement {
+fn judge_content(citation: &Citation, text: &str, wording: &str, baseline: Option<&str>) -> Judgement {
     let mut j = Judgement {
         verdict: Verdict::Verified,
         detail: String::new(),
@@ -377,13 +380,13 @@ fn judge_content(citation: &Citation, text: &str, baseline: Option<&str>) -> Jud
                 j.verdict = Verdict::Unchanged;
                 j.detail = "first reading; recorded as baseline".into();
             }
-            Some(b) if b == text => {
+            Some(b) if b == wording => {
                 j.verdict = Verdict::Unchanged;
-                j.detail = "text unchanged since baseline".into();
+                j.detail = "wording unchanged since baseline".into();
             }
             Some(b) => {
                 j.verdict = Verdict::Changed;
-                j.detail = change_summary(b, text);
+                j.detail = change_summary(b, wording);
             }
         },
     }
@@ -464,9 +467,13 @@ mod tests {
         }
     }
 
-    fn read(text: &str) -> Reading<'_> {
+    fn ex(t: &str) -> Extracted {
+        Extracted { text: t.into(), wording: t.into() }
+    }
+
+    fn read(e: &Extracted) -> Reading<'_> {
         Reading::Read {
-            text: Ok(text),
+            text: Ok(e),
             moved_to: None,
             redirects: "",
         }
@@ -489,15 +496,15 @@ mod tests {
         let c = citation(Some("complies with SOC 2"), &[]);
         let p = ConfirmPolicy::default();
         assert_eq!(
-            judge(&c, &read("It complies with SOC\u{a0}2."), None, p, now()).verdict,
+            judge(&c, &read(&ex("It complies with SOC\u{a0}2.")), None, p, now()).verdict,
             Verdict::Verified
         );
         assert_eq!(
-            judge(&c, &read("It Complies With SOC 2."), None, p, now()).verdict,
+            judge(&c, &read(&ex("It Complies With SOC 2.")), None, p, now()).verdict,
             Verdict::Drifted
         );
         assert_eq!(
-            judge(&c, &read("Nothing here."), None, p, now()).verdict,
+            judge(&c, &read(&ex("Nothing here.")), None, p, now()).verdict,
             Verdict::Missing
         );
     }
@@ -507,14 +514,14 @@ mod tests {
         let c = citation(None, &[]);
         let p = ConfirmPolicy::default();
         assert_eq!(
-            judge(&c, &read("a b"), None, p, now()).verdict,
+            judge(&c, &read(&ex("a b")), None, p, now()).verdict,
             Verdict::Unchanged
         );
         assert_eq!(
-            judge(&c, &read("a  b"), Some("a b"), p, now()).verdict,
+            judge(&c, &read(&ex("a  b")), Some("a b"), p, now()).verdict,
             Verdict::Unchanged
         );
-        let j = judge(&c, &read("a c"), Some("a b"), p, now());
+        let j = judge(&c, &read(&ex("a c")), Some("a b"), p, now());
         assert_eq!(j.verdict, Verdict::Changed);
         assert!(
             j.detail.contains("1 words removed, 1 words added"),
@@ -527,10 +534,10 @@ mod tests {
     fn appeared_wins_over_verified_and_accompanies_missing() {
         let p = ConfirmPolicy::default();
         let c = citation(None, &["ISO 42001"]);
-        let j = judge(&c, &read("Now ISO 42001 certified."), None, p, now());
+        let j = judge(&c, &read(&ex("Now ISO 42001 certified.")), None, p, now());
         assert_eq!(j.verdict, Verdict::Appeared);
         let c = citation(Some("SOC 2 Type II"), &["ISO 42001"]);
-        let j = judge(&c, &read("Now ISO 42001 certified."), None, p, now());
+        let j = judge(&c, &read(&ex("Now ISO 42001 certified.")), None, p, now());
         assert_eq!(j.verdict, Verdict::Missing);
         assert_eq!(j.queue_reasons(), vec!["missing", "appeared"]);
     }
@@ -583,14 +590,14 @@ mod tests {
     fn moved_when_evidence_stands_at_target() {
         let c = citation(Some("complies with SOC 2"), &[]);
         let r = Reading::Read {
-            text: Ok("complies with SOC 2"),
+            text: Ok(&ex("complies with SOC 2")),
             moved_to: Some("https://new.example/"),
             redirects: "301 a -> b",
         };
         let j = judge(&c, &r, None, ConfirmPolicy::default(), now());
         assert_eq!(j.verdict, Verdict::Moved);
         let r = Reading::Read {
-            text: Ok("other"),
+            text: Ok(&ex("other")),
             moved_to: Some("https://new.example/"),
             redirects: "301 a -> b",
         };

@@ -3,5 +3,6 @@
 
 mod check;
 mod env;
+mod replay;
 mod run;
 mod site;

@@ -1,0 +1,291 @@
+//! Replays real document histories through extraction and evidence, offline.
+//!
+//! The corpus in `tests/fixtures/replay-corpus/` comes from **Open Terms Archive** (collection
+//! genai-eu; ODC-BY 1.0 — credit "Open Terms Archive"). Each case holds raw snapshots as OTA
+//! fetched them, the text OTA extracted, and labels: substantive changes, pure noise, error
+//! pages served with 200, a moved page, a PDF.
+
+use std::path::{Path, PathBuf};
+
+use citewatch::evidence::{self, QuoteMatch};
+use citewatch::extract;
+use citewatch::registry::{Citation, Render};
+use citewatch::verdict::{self, ConfirmPolicy, FailureClass, Reading, Verdict};
+use serde_json::Value;
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/replay-corpus/ota-genai-eu")
+}
+
+struct Case {
+    id: u64,
+    category: String,
+    dir: PathBuf,
+    meta: Value,
+}
+
+impl Case {
+    fn snapshots(&self) -> Vec<(String, PathBuf)> {
+        self.meta["snapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["role"].as_str().unwrap().to_string(), self.dir.join(s["file"].as_str().unwrap())))
+            .collect()
+    }
+
+    fn versions(&self) -> Vec<(String, PathBuf)> {
+        self.meta["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["role"].as_str().unwrap().to_string(), self.dir.join(s["file"].as_str().unwrap())))
+            .collect()
+    }
+
+    fn is_noise(&self) -> bool {
+        self.category.starts_with("noise") || self.category == "raw-noise-only"
+    }
+
+    fn is_substantive(&self) -> bool {
+        self.category.starts_with("substantive")
+    }
+
+    fn is_error_page(&self) -> bool {
+        matches!(self.id, 12 | 19 | 26)
+    }
+}
+
+fn cases() -> Vec<Case> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(corpus()).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let meta: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
+        out.push(Case {
+            id: meta["id"].as_u64().unwrap(),
+            category: meta["category"].as_str().unwrap().to_string(),
+            dir,
+            meta,
+        });
+    }
+    out.sort_by_key(|c| c.id);
+    assert_eq!(out.len(), 31);
+    out
+}
+
+fn content_type(path: &Path) -> &'static str {
+    if path.extension().is_some_and(|e| e == "pdf") { "application/pdf" } else { "text/html" }
+}
+
+fn extracted_all(path: &Path) -> extract::Extracted {
+    let bytes = std::fs::read(path).unwrap();
+    extract::extract(&bytes, Some(content_type(path)), None).unwrap()
+}
+
+fn extracted(path: &Path) -> String {
+    extracted_all(path).text
+}
+
+fn watch(url: &str, quote: Option<&str>) -> Citation {
+    Citation {
+        offering: "replay".into(),
+        dimension: "replay".into(),
+        url: url.into(),
+        fetch_url: url.parse().unwrap(),
+        quote: quote.map(str::to_string),
+        absent: vec![],
+        selector: None,
+        render: Render::Http,
+        file: PathBuf::from("replay.toml"),
+        line: 1,
+    }
+}
+
+fn now() -> chrono::DateTime<chrono::Utc> {
+    "2026-09-01T00:00:00Z".parse().unwrap()
+}
+
+/// The verdict a quote-less citation gets for `current` against `baseline`, with the same
+/// error-page screening the pipeline applies.
+fn change_verdict(baseline: &Path, current: &Path) -> (Verdict, String) {
+    let c = watch("https://example.com/", None);
+    judge(&c, Some(baseline), current)
+}
+
+fn judge(c: &Citation, baseline: Option<&Path>, current: &Path) -> (Verdict, String) {
+    let bytes = std::fs::read(current).unwrap();
+    let ex = extract::extract(&bytes, Some(content_type(current)), None).unwrap();
+    let j = match extract::page_problem(&bytes, &ex.text) {
+        Some(p) => verdict::judge(
+            c,
+            &Reading::Failed { class: p.class, detail: &p.detail, consecutive: 1, first_failure_at: now() },
+            None,
+            ConfirmPolicy::default(),
+            now(),
+        ),
+        None => {
+            let base = baseline.map(|b| extracted_all(b).wording);
+            verdict::judge(c, &Reading::Read { text: Ok(&ex), moved_to: None, redirects: "" }, base.as_deref(), ConfirmPolicy::default(), now())
+        }
+    };
+    (j.verdict, j.detail)
+}
+
+#[test]
+fn noise_is_unchanged_and_substance_is_changed() {
+    let mut table = vec!["| # | category | compared | verdict |".to_string(), "|---|---|---|---|".to_string()];
+    let mut wrong = Vec::new();
+    for case in cases() {
+        if case.is_error_page() || case.category == "pdf-sample" || case.category.starts_with("moved") {
+            continue;
+        }
+        let snaps = case.snapshots();
+        let first = &snaps[0];
+        // Compare the first snapshot with every later one whose state is known.
+        for later in &snaps[1..] {
+            let expect = if case.is_noise() {
+                Verdict::Unchanged
+            } else if later.0 == "after" {
+                Verdict::Changed
+            } else {
+                continue;
+            };
+            let (v, detail) = change_verdict(&first.1, &later.1);
+            table.push(format!("| {} | {} | {} → {} | {} |", case.id, case.category, first.0, later.0, v));
+            if v != expect {
+                wrong.push(format!("case {} ({}) {} → {}: expected {expect}, got {v}: {detail}", case.id, case.category, first.0, later.0));
+            }
+        }
+    }
+    eprintln!("{}", table.join("\n"));
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// Sentences of an OTA version (Markdown) that are plain prose, 40–300 characters.
+fn sentences(markdown: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in markdown.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('|') || line.contains("](") || line.contains('*') || line.contains('`') || line.contains('\\') || line.contains('_') {
+            continue;
+        }
+        let line = line.trim_start_matches(|c: char| c == '-' || c == '>' || c.is_whitespace());
+        for s in line.split_inclusive(". ") {
+            let s = s.trim();
+            if (40..=300).contains(&s.chars().count()) && s.ends_with('.') && !s.starts_with(|c: char| c.is_ascii_digit()) {
+                out.push(s.to_string());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn sampled_sentences_verify_against_before_and_after() {
+    let mut checked = 0;
+    let mut wrong = Vec::new();
+    for case in cases() {
+        if !(case.is_substantive() || case.is_noise()) {
+            continue;
+        }
+        let versions = case.versions();
+        let (Some(before_v), Some(after_v)) = (versions.first(), versions.last()) else { continue };
+        let before_md = std::fs::read_to_string(&before_v.1).unwrap();
+        let after_md = std::fs::read_to_string(&after_v.1).unwrap();
+        let after_norm = evidence::normalise(&after_md.replace("**", ""));
+        let snaps = case.snapshots();
+        let before_text = evidence::normalise(&extracted(&snaps[0].1));
+        let after_text = evidence::normalise(&extracted(&snaps.last().unwrap().1));
+        let all = sentences(&before_md);
+        let step = (all.len() / 12).max(1);
+        for s in all.iter().step_by(step).take(12) {
+            let q = evidence::normalise(s);
+            let in_before = matches!(evidence::find_quote(&q, &before_text), QuoteMatch::Exact { .. });
+            if !in_before {
+                // OTA's Markdown sometimes differs from the page text (escapes, combined
+                // documents); only sentences on the before page are evidence to follow.
+                continue;
+            }
+            checked += 1;
+            let still = after_norm.contains(&q);
+            let verified_after = matches!(evidence::find_quote(&q, &after_text), QuoteMatch::Exact { .. });
+            if still != verified_after {
+                wrong.push(format!("case {}: after text {} it, but verified={verified_after}: {s}", case.id, if still { "contains" } else { "lacks" }));
+            }
+        }
+    }
+    eprintln!("{checked} sampled sentences checked");
+    assert!(checked >= 150, "only {checked} sentences sampled");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn error_and_stub_pages_are_never_verified_or_missing() {
+    for case in cases().into_iter().filter(Case::is_error_page) {
+        let snaps = case.snapshots();
+        let bad: Vec<&(String, PathBuf)> = match case.id {
+            12 => snaps.iter().filter(|s| s.0 == "redirect-stub").collect(),
+            19 => snaps.iter().filter(|s| s.0.starts_with("akamai")).collect(),
+            26 => snaps.iter().filter(|s| s.0 == "state-A").collect(),
+            _ => unreachable!(),
+        };
+        assert!(!bad.is_empty());
+        let good = snaps.iter().find(|s| !bad.contains(&s)).unwrap();
+        let good_text = extracted(&good.1);
+        let sentence = sentences(&good_text.replace('\n', " \n"))
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| good_text.lines().find(|l| l.len() > 40).unwrap().to_string());
+        for (role, path) in bad {
+            for c in [watch("https://example.com/", Some(&sentence)), watch("https://example.com/", None)] {
+                let (v, detail) = judge(&c, Some(&good.1), path);
+                assert!(
+                    matches!(v, Verdict::Unreachable | Verdict::Blocked),
+                    "case {} {role}: {v} ({detail})",
+                    case.id
+                );
+            }
+        }
+        // The real pages themselves are not mistaken for error pages.
+        let bytes = std::fs::read(&good.1).unwrap();
+        assert_eq!(extract::page_problem(&bytes, &good_text), None, "case {} {}", case.id, good.0);
+        let _ = FailureClass::Transient;
+    }
+}
+
+#[test]
+fn no_real_page_in_the_corpus_is_taken_for_an_error_page() {
+    for case in cases() {
+        for (role, path) in case.snapshots() {
+            let bad = match case.id {
+                12 => role == "redirect-stub",
+                19 => role.starts_with("akamai"),
+                26 => role == "state-A",
+                _ => false,
+            };
+            if bad || case.category == "pdf-sample" {
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap();
+            let text = extracted(&path);
+            assert_eq!(extract::page_problem(&bytes, &text), None, "case {} {role}", case.id);
+        }
+    }
+}
+
+/// Debug aid: `CASE=6 cargo test --test integration show_case -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn show_case() {
+    let id: u64 = std::env::var("CASE").unwrap().parse().unwrap();
+    let case = cases().into_iter().find(|c| c.id == id).unwrap();
+    let snaps = case.snapshots();
+    let a = evidence::comparable(&extracted_all(&snaps[0].1).wording);
+    for s in &snaps[1..] {
+        let b = evidence::comparable(&extracted_all(&s.1).wording);
+        eprintln!("== {} → {}\n{}", snaps[0].0, s.0, citewatch::report::word_diff(&a, &b));
+    }
+}
