@@ -43,8 +43,9 @@ pub fn normalise(s: &str) -> String {
 /// quote. Beyond [`normalise`], it drops what is not wording: list numbering and bullets at the
 /// start of a block (renumbered lists, `<ol>` turned into literal "1."), relative dates
 /// ("Updated 5 days ago", "Updated this week"), the format of absolute dates ("December 17,
-/// 2025" = "17 December 2025" = "2025-12-17"), and opaque tokens (UUIDs, long hex). Blocks are
-/// joined by spaces, so markup that splits or merges blocks does not count either.
+/// 2025" = "17 December 2025" = "2025-12-17"), opaque tokens (UUIDs, long hex) and sentence
+/// punctuation at word ends. Blocks are joined by spaces, so markup that splits or merges
+/// blocks does not count either.
 pub fn comparable(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     for line in raw.lines() {
@@ -56,21 +57,28 @@ pub fn comparable(raw: &str) -> String {
         let n = RELATIVE_DATE.replace_all(n, "<recent>");
         let n = canonical_dates(&n);
         let n = TOKEN.replace_all(&n, "<token>");
-        let n = n.trim();
-        if n.is_empty() {
-            continue;
+        // Sentence punctuation at word ends ("Obligations:" vs "Obligations.") is layout, not
+        // wording; punctuation inside words and numbers ("3.5", "U.S") stays.
+        for word in n.split_whitespace() {
+            let w = word.trim_end_matches(['.', ',', ';', ':', '!', '?']);
+            if w.is_empty() {
+                continue;
+            }
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(w);
         }
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(n);
     }
     out
 }
 
 static LIST_MARKER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    // "1.", "1)", "(a)", "a.", "iv.", "A.1", "1.2.3", "§ 4", bullets.
-    regex::Regex::new(r"^(?:(?:\(?(?:\d{1,3}|[a-zA-Z]|[ivxlcIVXLC]{1,6})[.)])(?:\d{1,3}[.)]?)*|\d{1,3}(?:\.\d{1,3})+\.?|[A-Z]\.\d{1,3}(?:\.\d{1,3})*\.?|§+ ?\d+(?:\.\d+)*\.?|[•·▪◦‣∙●○■□*\-–—>])\s+").expect("valid regex")
+    // "(a)", "(iv)", "a)", "1.", "a.", "iv.", "A.1", "B.3.a.", "1.2.3", "§ 4", bullets.
+    regex::Regex::new(
+        r"^(?:\(\s*(?:\d{1,3}|[a-zA-Z]|[ivxlcIVXLC]{1,6})\s*\)|(?:\d{1,3}|[a-zA-Z]|[ivxlcIVXLC]{1,6})\)|(?:\d{1,3}|[a-zA-Z]|[ivxlcIVXLC]{1,6})(?:\.(?:\d{1,3}|[a-zA-Z]|[ivxlcIVXLC]{1,6}))*\.|(?:\d{1,3}|[a-zA-Z])(?:\.(?:\d{1,3}|[a-zA-Z]|[ivxlcIVXLC]{1,6}))+|§+ ?\d+(?:\.\d+)*\.?|[•·▪◦‣∙●○■□*\->–—])\s+",
+    )
+    .expect("valid regex")
 });
 
 fn strip_list_marker(s: &str) -> &str {
@@ -93,7 +101,20 @@ static TOKEN: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     regex::Regex::new(r"(?i)\b(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{24,}|[a-z0-9_-]*\d[a-z0-9_-]*[a-z][a-z0-9_-]{22,})\b").expect("valid regex")
 });
 
-const MONTHS: [&str; 12] = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"];
+const MONTHS: [&str; 12] = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+];
 
 static DATE_MDY: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     regex::Regex::new(r"(?i)\b(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.? (\d{1,2})(?:st|nd|rd|th)?,? (\d{4})\b").expect("valid regex")
@@ -107,7 +128,10 @@ static DATE_ISO: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 
 fn month_number(name: &str) -> Option<u32> {
     let n = name.to_lowercase();
-    MONTHS.iter().position(|m| m.starts_with(&n[..n.len().min(3)])).map(|i| i as u32 + 1)
+    MONTHS
+        .iter()
+        .position(|m| m.starts_with(&n[..n.len().min(3)]))
+        .map(|i| i as u32 + 1)
 }
 
 /// Rewrites dates written with month names, or as ISO, to `YYYY-MM-DD`.
@@ -117,15 +141,23 @@ fn canonical_dates(s: &str) -> String {
         ((1..=31).contains(&d)).then(|| format!("{y}-{m:02}-{d:02}"))
     };
     let s = DATE_MDY.replace_all(s, |c: &regex::Captures<'_>| {
-        month_number(&c[1]).and_then(|m| iso(&c[3], m, &c[2])).unwrap_or_else(|| c[0].to_string())
+        month_number(&c[1])
+            .and_then(|m| iso(&c[3], m, &c[2]))
+            .unwrap_or_else(|| c[0].to_string())
     });
     let s = DATE_DMY.replace_all(&s, |c: &regex::Captures<'_>| {
-        month_number(&c[2]).and_then(|m| iso(&c[3], m, &c[1])).unwrap_or_else(|| c[0].to_string())
+        month_number(&c[2])
+            .and_then(|m| iso(&c[3], m, &c[1]))
+            .unwrap_or_else(|| c[0].to_string())
     });
     DATE_ISO
         .replace_all(&s, |c: &regex::Captures<'_>| {
             let m: u32 = c[2].parse().unwrap_or(0);
-            if (1..=12).contains(&m) { iso(&c[1], m, &c[3]).unwrap_or_else(|| c[0].to_string()) } else { c[0].to_string() }
+            if (1..=12).contains(&m) {
+                iso(&c[1], m, &c[3]).unwrap_or_else(|| c[0].to_string())
+            } else {
+                c[0].to_string()
+            }
         })
         .into_owned()
 }
@@ -343,18 +375,49 @@ mod tests {
 
     #[test]
     fn comparable_ignores_what_is_not_wording() {
-        let a = comparable("1. Definitions. Terms apply.\n(a) Customer means you.\nUpdated 5 days ago\nEffective: December 17, 2025");
-        let b = comparable("Definitions. Terms apply.\n\u{2022} Customer means you.\nUpdated: 6 days ago\nEffective: 17 December 2025");
+        let a = comparable(
+            "1. Definitions. Terms apply.\n(a) Customer means you.\nUpdated 5 days ago\nEffective: December 17, 2025",
+        );
+        let b = comparable(
+            "Definitions. Terms apply.\n\u{2022} Customer means you.\nUpdated: 6 days ago\nEffective: 17 December 2025",
+        );
         assert_eq!(a, b);
-        let c = comparable("Definitions. Terms apply. Customer means you. Updated this week Effective: 2025-12-17");
+        let c = comparable(
+            "Definitions. Terms apply. Customer means you. Updated this week Effective: 2025-12-17",
+        );
         assert_eq!(a, c);
-        assert_eq!(comparable("Report it here 297a385f-b3bd-4ecd-9466-7d9ad55371ce now"), comparable("Report it here 4f1f16ba-10d3-4d09-9ecc-c721aad90f24 now"));
+        assert_eq!(
+            comparable("Report it here 297a385f-b3bd-4ecd-9466-7d9ad55371ce now"),
+            comparable("Report it here 4f1f16ba-10d3-4d09-9ecc-c721aad90f24 now")
+        );
         // Wording changes still count, numbers included.
-        assert_ne!(comparable("Data is kept for 30 days."), comparable("Data is kept for 90 days."));
-        assert_ne!(comparable("Effective: December 17, 2025"), comparable("Effective: December 18, 2025"));
-        assert_ne!(comparable("1. We do not sell data."), comparable("1. We sell data."));
+        assert_ne!(
+            comparable("Data is kept for 30 days."),
+            comparable("Data is kept for 90 days.")
+        );
+        assert_ne!(
+            comparable("Effective: December 17, 2025"),
+            comparable("Effective: December 18, 2025")
+        );
+        assert_ne!(
+            comparable("1. We do not sell data."),
+            comparable("1. We sell data.")
+        );
         // A number that is the sentence itself is not a list marker.
-        assert_eq!(comparable("2026 was a good year."), "2026 was a good year.");
+        assert_eq!(comparable("2026 was a good year."), "2026 was a good year");
+        assert_eq!(comparable("B.3.a. retain data"), comparable("retain data"));
+        assert_eq!(
+            comparable("C.1.a.ii \"Clauses\" means"),
+            comparable("\"Clauses\" means")
+        );
+        assert_eq!(
+            comparable("Customer Obligations: none"),
+            comparable("Customer Obligations. none")
+        );
+        assert_eq!(
+            comparable("(iv) We sell. 3.5 percent"),
+            "We sell 3.5 percent"
+        );
     }
 
     #[test]

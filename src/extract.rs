@@ -150,7 +150,11 @@ pub struct Extracted {
 /// Extracts a snapshot's text. With a selector, only matching elements count (joined by
 /// newlines; nested matches once); a selector that matches nothing yields empty text, which
 /// the evidence stage reports.
-pub fn extract(bytes: &[u8], content_type: Option<&str>, selector: Option<&str>) -> Result<Extracted, ExtractError> {
+pub fn extract(
+    bytes: &[u8],
+    content_type: Option<&str>,
+    selector: Option<&str>,
+) -> Result<Extracted, ExtractError> {
     let kind = media_kind(content_type, bytes);
     match kind {
         MediaKind::Html => {
@@ -159,10 +163,15 @@ pub fn extract(bytes: &[u8], content_type: Option<&str>, selector: Option<&str>)
         }
         MediaKind::Text => {
             let t = decode(bytes, content_type, kind);
-            Ok(Extracted { wording: t.clone(), text: t })
+            Ok(Extracted {
+                wording: t.clone(),
+                text: t,
+            })
         }
         MediaKind::Pdf => Err(ExtractError::Unsupported("PDF".into())),
-        MediaKind::Binary => Err(ExtractError::Unsupported(content_type.unwrap_or("binary").to_string())),
+        MediaKind::Binary => Err(ExtractError::Unsupported(
+            content_type.unwrap_or("binary").to_string(),
+        )),
     }
 }
 
@@ -246,7 +255,10 @@ pub fn html_extract(html: &str, selector: Option<&str>) -> Extracted {
             out.push('\n');
         }
         let t = tidy(&out);
-        return Extracted { wording: t.clone(), text: t };
+        return Extracted {
+            wording: t.clone(),
+            text: t,
+        };
     }
     let mut all = String::new();
     walk(doc.tree.root(), &mut all, Mode::All);
@@ -261,7 +273,10 @@ pub fn html_extract(html: &str, selector: Option<&str>) -> Extracted {
             wording.push('\n');
         }
     }
-    Extracted { text: tidy(&all), wording: tidy(&wording) }
+    Extracted {
+        text: tidy(&all),
+        wording: tidy(&wording),
+    }
 }
 
 /// The text of an HTML document (or of the parts matching `selector`), as [`Extracted::text`].
@@ -301,7 +316,10 @@ fn is_chrome(e: &scraper::node::Element, mode: Mode) -> bool {
         return false;
     }
     let name = e.name();
-    if matches!(name, "nav" | "aside" | "dialog" | "select" | "button" | "menu") {
+    if matches!(
+        name,
+        "nav" | "aside" | "dialog" | "select" | "button" | "menu"
+    ) {
         return true;
     }
     if mode == Mode::Page && matches!(name, "header" | "footer") {
@@ -309,9 +327,27 @@ fn is_chrome(e: &scraper::node::Element, mode: Mode) -> bool {
     }
     if let Some(role) = e.attr("role") {
         let chrome_roles: &[&str] = if mode == Mode::Page {
-            &["navigation", "search", "dialog", "alertdialog", "complementary", "banner", "contentinfo", "menu", "menubar"]
+            &[
+                "navigation",
+                "search",
+                "dialog",
+                "alertdialog",
+                "complementary",
+                "banner",
+                "contentinfo",
+                "menu",
+                "menubar",
+            ]
         } else {
-            &["navigation", "search", "dialog", "alertdialog", "complementary", "menu", "menubar"]
+            &[
+                "navigation",
+                "search",
+                "dialog",
+                "alertdialog",
+                "complementary",
+                "menu",
+                "menubar",
+            ]
         };
         if chrome_roles.contains(&role.trim()) {
             return true;
@@ -320,7 +356,8 @@ fn is_chrome(e: &scraper::node::Element, mode: Mode) -> bool {
     if e.attr("aria-modal") == Some("true") {
         return true;
     }
-    e.attr("id").is_some_and(|v| CONSENT.is_match(v)) || e.attr("class").is_some_and(|v| CONSENT.is_match(v))
+    e.attr("id").is_some_and(|v| CONSENT.is_match(v))
+        || e.attr("class").is_some_and(|v| CONSENT.is_match(v))
 }
 
 /// Appends the text under `node`, iteratively (deeply nested pages must not overflow the stack).
@@ -409,13 +446,25 @@ mod tests {
             <button>Copy</button></main><footer>© 2026</footer></body></html>"#;
         let e = html_extract(page, None);
         assert_eq!(e.wording, "Terms\nWe keep data for 30 days.");
-        for t in ["Site menu", "Products", "English", "Accept all cookies", "Sign up!", "© 2026", "We keep data"] {
+        for t in [
+            "Site menu",
+            "Products",
+            "English",
+            "Accept all cookies",
+            "Sign up!",
+            "© 2026",
+            "We keep data",
+        ] {
             assert!(e.text.contains(t), "full text keeps {t}");
         }
-        let no_main = "<body><header>Menu</header><div><p>Body text.</p></div><footer>Foot</footer></body>";
+        let no_main =
+            "<body><header>Menu</header><div><p>Body text.</p></div><footer>Foot</footer></body>";
         assert_eq!(html_extract(no_main, None).wording, "Body text.");
         // With a selector, both are the selected text, nested matches counted once.
-        let e = html_extract("<div><div><p>Inner</p></div><p>Outer</p></div>", Some("div"));
+        let e = html_extract(
+            "<div><div><p>Inner</p></div><p>Outer</p></div>",
+            Some("div"),
+        );
         assert_eq!(e.text, "Inner\nOuter");
         assert_eq!(e.wording, e.text);
     }
@@ -551,7 +600,13 @@ const ERROR_PHRASES: &[&str] = &[
 ];
 
 /// Phrases of pages that only say the document is elsewhere.
-const STUB_PHRASES: &[&str] = &["redirecting to", "you are being redirected", "this page has moved", "has moved to", "click here if you are not redirected"];
+const STUB_PHRASES: &[&str] = &[
+    "redirecting to",
+    "you are being redirected",
+    "this page has moved",
+    "has moved to",
+    "click here if you are not redirected",
+];
 
 /// Recognises pages that are not the document, so they are never judged as evidence
 /// (`missing` because a CDN hiccuped would be crying wolf). `text` is this page's extracted
@@ -569,13 +624,18 @@ pub fn page_problem(bytes: &[u8], text: &str) -> Option<PageProblem> {
         if let Some(p) = STUB_PHRASES.iter().find(|p| lower.contains(**p)) {
             return Some(PageProblem {
                 class: FailureClass::Dead,
-                detail: format!("the page is a redirect stub (\"{}\"); the document has probably moved", quoted(p)),
+                detail: format!(
+                    "the page is a redirect stub (\"{}\"); the document has probably moved",
+                    quoted(p)
+                ),
             });
         }
         if let Some(target) = meta_refresh(bytes) {
             return Some(PageProblem {
                 class: FailureClass::Dead,
-                detail: format!("the page only redirects (meta refresh to {target}); the document has probably moved"),
+                detail: format!(
+                    "the page only redirects (meta refresh to {target}); the document has probably moved"
+                ),
             });
         }
     }
@@ -584,7 +644,10 @@ pub fn page_problem(bytes: &[u8], text: &str) -> Option<PageProblem> {
     {
         return Some(PageProblem {
             class: FailureClass::Blocked,
-            detail: format!("a bot wall or access denial was served instead of the page (\"{}\")", quoted(p)),
+            detail: format!(
+                "a bot wall or access denial was served instead of the page (\"{}\")",
+                quoted(p)
+            ),
         });
     }
     if words < 400
@@ -592,7 +655,10 @@ pub fn page_problem(bytes: &[u8], text: &str) -> Option<PageProblem> {
     {
         return Some(PageProblem {
             class: FailureClass::Transient,
-            detail: format!("an error page was served with a success status (\"{}\")", quoted(p)),
+            detail: format!(
+                "an error page was served with a success status (\"{}\")",
+                quoted(p)
+            ),
         });
     }
     if words < 30 && looks_script_only(bytes) {
@@ -606,18 +672,30 @@ pub fn page_problem(bytes: &[u8], text: &str) -> Option<PageProblem> {
 
 fn text_snippet(s: &str, at: usize, max: usize) -> String {
     let start = s[..at].rfind(['.', '\n']).map_or(0, |i| i + 1);
-    s[start..].trim().chars().take(max).collect::<String>().trim().to_string()
+    s[start..]
+        .trim()
+        .chars()
+        .take(max)
+        .collect::<String>()
+        .trim()
+        .to_string()
 }
 
 /// The target of `<meta http-equiv="refresh" content="0; url=...">`, if any.
 fn meta_refresh(bytes: &[u8]) -> Option<String> {
     let head = String::from_utf8_lossy(&bytes[..bytes.len().min(16 * 1024)]).to_ascii_lowercase();
-    let i = head.find("http-equiv=\"refresh\"").or_else(|| head.find("http-equiv=refresh"))?;
+    let i = head
+        .find("http-equiv=\"refresh\"")
+        .or_else(|| head.find("http-equiv=refresh"))?;
     let tag_start = head[..i].rfind('<')?;
     let tag_end = head[i..].find('>').map(|j| i + j)?;
     let tag = &head[tag_start..tag_end];
     let url_at = tag.find("url=")?;
-    let target: String = tag[url_at + 4..].trim_start_matches(['\'', '"']).chars().take_while(|c| !matches!(c, '"' | '\'' | ' ' | '>')).collect();
+    let target: String = tag[url_at + 4..]
+        .trim_start_matches(['\'', '"'])
+        .chars()
+        .take_while(|c| !matches!(c, '"' | '\'' | ' ' | '>'))
+        .collect();
     (!target.is_empty()).then_some(target)
 }
 
@@ -625,5 +703,9 @@ fn meta_refresh(bytes: &[u8]) -> Option<String> {
 fn looks_script_only(bytes: &[u8]) -> bool {
     let lower = String::from_utf8_lossy(bytes).to_ascii_lowercase();
     let scripts = lower.matches("<script").count();
-    scripts > 0 && (lower.contains("id=\"root\"") || lower.contains("id=\"app\"") || lower.contains("id=\"__next\"") || bytes.len() > 4096)
+    scripts > 0
+        && (lower.contains("id=\"root\"")
+            || lower.contains("id=\"app\"")
+            || lower.contains("id=\"__next\"")
+            || bytes.len() > 4096)
 }

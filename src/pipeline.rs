@@ -443,7 +443,11 @@ impl Ctx<'_> {
             return Ok(current_text.as_ref().ok().map(|e| e.wording.clone()));
         }
         match self.snapshots.get(&hash) {
-            Ok(bytes) => Ok(extract::extract(&bytes, ct.as_deref(), c.selector.as_deref()).ok().map(|e| e.wording)),
+            Ok(bytes) => Ok(
+                extract::extract(&bytes, ct.as_deref(), c.selector.as_deref())
+                    .ok()
+                    .map(|e| e.wording),
+            ),
             Err(e) => {
                 tracing::warn!(error = %e, "baseline snapshot unreadable; judging without baseline");
                 Ok(None)
@@ -541,7 +545,9 @@ pub async fn load_state<'a>(
                     .get(hash)
                     .ok()
                     .and_then(|bytes| {
-                        extract::extract(&bytes, ct.as_deref(), st.citation.selector.as_deref()).ok().map(|e| e.wording)
+                        extract::extract(&bytes, ct.as_deref(), st.citation.selector.as_deref())
+                            .ok()
+                            .map(|e| e.wording)
                     })
                     .map(|t| crate::evidence::comparable(&t));
                 texts.push(text);

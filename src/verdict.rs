@@ -331,7 +331,12 @@ fn judge_failure(
 }
 
 /// Judges readable content (already normalised) against the quote, absent terms and baseline.
-fn judge_content(citation: &Citation, text: &str, wording: &str, baseline: Option<&str>) -> Judgement {
+fn judge_content(
+    citation: &Citation,
+    text: &str,
+    wording: &str,
+    baseline: Option<&str>,
+) -> Judgement {
     let mut j = Judgement {
         verdict: Verdict::Verified,
         detail: String::new(),
@@ -468,7 +473,10 @@ mod tests {
     }
 
     fn ex(t: &str) -> Extracted {
-        Extracted { text: t.into(), wording: t.into() }
+        Extracted {
+            text: t.into(),
+            wording: t.into(),
+        }
     }
 
     fn read(e: &Extracted) -> Reading<'_> {
@@ -496,7 +504,14 @@ mod tests {
         let c = citation(Some("complies with SOC 2"), &[]);
         let p = ConfirmPolicy::default();
         assert_eq!(
-            judge(&c, &read(&ex("It complies with SOC\u{a0}2.")), None, p, now()).verdict,
+            judge(
+                &c,
+                &read(&ex("It complies with SOC\u{a0}2.")),
+                None,
+                p,
+                now()
+            )
+            .verdict,
             Verdict::Verified
         );
         assert_eq!(

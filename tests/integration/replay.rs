@@ -30,7 +30,12 @@ impl Case {
             .as_array()
             .unwrap()
             .iter()
-            .map(|s| (s["role"].as_str().unwrap().to_string(), self.dir.join(s["file"].as_str().unwrap())))
+            .map(|s| {
+                (
+                    s["role"].as_str().unwrap().to_string(),
+                    self.dir.join(s["file"].as_str().unwrap()),
+                )
+            })
             .collect()
     }
 
@@ -39,7 +44,12 @@ impl Case {
             .as_array()
             .unwrap()
             .iter()
-            .map(|s| (s["role"].as_str().unwrap().to_string(), self.dir.join(s["file"].as_str().unwrap())))
+            .map(|s| {
+                (
+                    s["role"].as_str().unwrap().to_string(),
+                    self.dir.join(s["file"].as_str().unwrap()),
+                )
+            })
             .collect()
     }
 
@@ -63,7 +73,8 @@ fn cases() -> Vec<Case> {
         if !dir.is_dir() {
             continue;
         }
-        let meta: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
+        let meta: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
         out.push(Case {
             id: meta["id"].as_u64().unwrap(),
             category: meta["category"].as_str().unwrap().to_string(),
@@ -77,7 +88,11 @@ fn cases() -> Vec<Case> {
 }
 
 fn content_type(path: &Path) -> &'static str {
-    if path.extension().is_some_and(|e| e == "pdf") { "application/pdf" } else { "text/html" }
+    if path.extension().is_some_and(|e| e == "pdf") {
+        "application/pdf"
+    } else {
+        "text/html"
+    }
 }
 
 fn extracted_all(path: &Path) -> extract::Extracted {
@@ -121,14 +136,29 @@ fn judge(c: &Citation, baseline: Option<&Path>, current: &Path) -> (Verdict, Str
     let j = match extract::page_problem(&bytes, &ex.text) {
         Some(p) => verdict::judge(
             c,
-            &Reading::Failed { class: p.class, detail: &p.detail, consecutive: 1, first_failure_at: now() },
+            &Reading::Failed {
+                class: p.class,
+                detail: &p.detail,
+                consecutive: 1,
+                first_failure_at: now(),
+            },
             None,
             ConfirmPolicy::default(),
             now(),
         ),
         None => {
             let base = baseline.map(|b| extracted_all(b).wording);
-            verdict::judge(c, &Reading::Read { text: Ok(&ex), moved_to: None, redirects: "" }, base.as_deref(), ConfirmPolicy::default(), now())
+            verdict::judge(
+                c,
+                &Reading::Read {
+                    text: Ok(&ex),
+                    moved_to: None,
+                    redirects: "",
+                },
+                base.as_deref(),
+                ConfirmPolicy::default(),
+                now(),
+            )
         }
     };
     (j.verdict, j.detail)
@@ -136,10 +166,16 @@ fn judge(c: &Citation, baseline: Option<&Path>, current: &Path) -> (Verdict, Str
 
 #[test]
 fn noise_is_unchanged_and_substance_is_changed() {
-    let mut table = vec!["| # | category | compared | verdict |".to_string(), "|---|---|---|---|".to_string()];
+    let mut table = vec![
+        "| # | category | compared | verdict |".to_string(),
+        "|---|---|---|---|".to_string(),
+    ];
     let mut wrong = Vec::new();
     for case in cases() {
-        if case.is_error_page() || case.category == "pdf-sample" || case.category.starts_with("moved") {
+        if case.is_error_page()
+            || case.category == "pdf-sample"
+            || case.category.starts_with("moved")
+        {
             continue;
         }
         let snaps = case.snapshots();
@@ -154,9 +190,15 @@ fn noise_is_unchanged_and_substance_is_changed() {
                 continue;
             };
             let (v, detail) = change_verdict(&first.1, &later.1);
-            table.push(format!("| {} | {} | {} → {} | {} |", case.id, case.category, first.0, later.0, v));
+            table.push(format!(
+                "| {} | {} | {} → {} | {} |",
+                case.id, case.category, first.0, later.0, v
+            ));
             if v != expect {
-                wrong.push(format!("case {} ({}) {} → {}: expected {expect}, got {v}: {detail}", case.id, case.category, first.0, later.0));
+                wrong.push(format!(
+                    "case {} ({}) {} → {}: expected {expect}, got {v}: {detail}",
+                    case.id, case.category, first.0, later.0
+                ));
             }
         }
     }
@@ -169,13 +211,24 @@ fn sentences(markdown: &str) -> Vec<String> {
     let mut out = Vec::new();
     for line in markdown.lines() {
         let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with('|') || line.contains("](") || line.contains('*') || line.contains('`') || line.contains('\\') || line.contains('_') {
+        if line.is_empty()
+            || line.starts_with('#')
+            || line.starts_with('|')
+            || line.contains("](")
+            || line.contains('*')
+            || line.contains('`')
+            || line.contains('\\')
+            || line.contains('_')
+        {
             continue;
         }
         let line = line.trim_start_matches(|c: char| c == '-' || c == '>' || c.is_whitespace());
         for s in line.split_inclusive(". ") {
             let s = s.trim();
-            if (40..=300).contains(&s.chars().count()) && s.ends_with('.') && !s.starts_with(|c: char| c.is_ascii_digit()) {
+            if (40..=300).contains(&s.chars().count())
+                && s.ends_with('.')
+                && !s.starts_with(|c: char| c.is_ascii_digit())
+            {
                 out.push(s.to_string());
             }
         }
@@ -192,7 +245,9 @@ fn sampled_sentences_verify_against_before_and_after() {
             continue;
         }
         let versions = case.versions();
-        let (Some(before_v), Some(after_v)) = (versions.first(), versions.last()) else { continue };
+        let (Some(before_v), Some(after_v)) = (versions.first(), versions.last()) else {
+            continue;
+        };
         let before_md = std::fs::read_to_string(&before_v.1).unwrap();
         let after_md = std::fs::read_to_string(&after_v.1).unwrap();
         let after_norm = evidence::normalise(&after_md.replace("**", ""));
@@ -203,7 +258,10 @@ fn sampled_sentences_verify_against_before_and_after() {
         let step = (all.len() / 12).max(1);
         for s in all.iter().step_by(step).take(12) {
             let q = evidence::normalise(s);
-            let in_before = matches!(evidence::find_quote(&q, &before_text), QuoteMatch::Exact { .. });
+            let in_before = matches!(
+                evidence::find_quote(&q, &before_text),
+                QuoteMatch::Exact { .. }
+            );
             if !in_before {
                 // OTA's Markdown sometimes differs from the page text (escapes, combined
                 // documents); only sentences on the before page are evidence to follow.
@@ -211,9 +269,16 @@ fn sampled_sentences_verify_against_before_and_after() {
             }
             checked += 1;
             let still = after_norm.contains(&q);
-            let verified_after = matches!(evidence::find_quote(&q, &after_text), QuoteMatch::Exact { .. });
+            let verified_after = matches!(
+                evidence::find_quote(&q, &after_text),
+                QuoteMatch::Exact { .. }
+            );
             if still != verified_after {
-                wrong.push(format!("case {}: after text {} it, but verified={verified_after}: {s}", case.id, if still { "contains" } else { "lacks" }));
+                wrong.push(format!(
+                    "case {}: after text {} it, but verified={verified_after}: {s}",
+                    case.id,
+                    if still { "contains" } else { "lacks" }
+                ));
             }
         }
     }
@@ -238,9 +303,18 @@ fn error_and_stub_pages_are_never_verified_or_missing() {
         let sentence = sentences(&good_text.replace('\n', " \n"))
             .into_iter()
             .next()
-            .unwrap_or_else(|| good_text.lines().find(|l| l.len() > 40).unwrap().to_string());
+            .unwrap_or_else(|| {
+                good_text
+                    .lines()
+                    .find(|l| l.len() > 40)
+                    .unwrap()
+                    .to_string()
+            });
         for (role, path) in bad {
-            for c in [watch("https://example.com/", Some(&sentence)), watch("https://example.com/", None)] {
+            for c in [
+                watch("https://example.com/", Some(&sentence)),
+                watch("https://example.com/", None),
+            ] {
                 let (v, detail) = judge(&c, Some(&good.1), path);
                 assert!(
                     matches!(v, Verdict::Unreachable | Verdict::Blocked),
@@ -251,7 +325,13 @@ fn error_and_stub_pages_are_never_verified_or_missing() {
         }
         // The real pages themselves are not mistaken for error pages.
         let bytes = std::fs::read(&good.1).unwrap();
-        assert_eq!(extract::page_problem(&bytes, &good_text), None, "case {} {}", case.id, good.0);
+        assert_eq!(
+            extract::page_problem(&bytes, &good_text),
+            None,
+            "case {} {}",
+            case.id,
+            good.0
+        );
         let _ = FailureClass::Transient;
     }
 }
@@ -271,7 +351,12 @@ fn no_real_page_in_the_corpus_is_taken_for_an_error_page() {
             }
             let bytes = std::fs::read(&path).unwrap();
             let text = extracted(&path);
-            assert_eq!(extract::page_problem(&bytes, &text), None, "case {} {role}", case.id);
+            assert_eq!(
+                extract::page_problem(&bytes, &text),
+                None,
+                "case {} {role}",
+                case.id
+            );
         }
     }
 }
@@ -286,6 +371,11 @@ fn show_case() {
     let a = evidence::comparable(&extracted_all(&snaps[0].1).wording);
     for s in &snaps[1..] {
         let b = evidence::comparable(&extracted_all(&s.1).wording);
-        eprintln!("== {} → {}\n{}", snaps[0].0, s.0, citewatch::report::word_diff(&a, &b));
+        eprintln!(
+            "== {} → {}\n{}",
+            snaps[0].0,
+            s.0,
+            citewatch::report::word_diff(&a, &b)
+        );
     }
 }
