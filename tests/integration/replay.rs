@@ -298,7 +298,7 @@ fn error_and_stub_pages_are_never_verified_or_missing() {
             _ => unreachable!(),
         };
         assert!(!bad.is_empty());
-        let good = snaps.iter().find(|s| !bad.contains(&s)).unwrap();
+        let good = snaps.iter().find(|s| !bad.contains(s)).unwrap();
         let good_text = extracted(&good.1);
         let sentence = sentences(&good_text.replace('\n', " \n"))
             .into_iter()
