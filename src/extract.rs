@@ -145,6 +145,20 @@ pub struct Extracted {
     /// without header, footer and navigation), without menus, forms' controls, dialogs and
     /// cookie banners. Equal to `text` for non-HTML documents and when a selector is given.
     pub wording: String,
+    /// One entry per line of `text`: its heading level and whether it is hidden on the page.
+    /// Empty for non-HTML documents.
+    pub lines: Vec<LineInfo>,
+}
+
+/// What the page's markup says about one line of [`Extracted::text`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LineInfo {
+    /// `Some(1..=6)` when the line is an `<h1>`..`<h6>` heading.
+    pub heading: Option<u8>,
+    /// True when the text is hidden until a reader acts (`hidden`, `aria-hidden`,
+    /// `display:none`, a collapsed `<details>`, screen-reader-only classes). Hidden text still
+    /// counts as the page's text; the report says where a quote was found.
+    pub hidden: bool,
 }
 
 /// Extracts a snapshot's text. With a selector, only matching elements count (joined by
@@ -166,6 +180,7 @@ pub fn extract(
             Ok(Extracted {
                 wording: t.clone(),
                 text: t,
+                lines: Vec::new(),
             })
         }
         MediaKind::Pdf => Err(ExtractError::Unsupported("PDF".into())),
@@ -249,20 +264,21 @@ fn is_block(name: &str) -> bool {
 pub fn html_extract(html: &str, selector: Option<&str>) -> Extracted {
     let doc = Html::parse_document(html);
     if let Some(sel) = selector.and_then(|s| Selector::parse(s).ok()) {
-        let mut out = String::new();
+        let mut b = TextBuilder::default();
         for el in top_level(doc.select(&sel)) {
-            walk(el, &mut out, Mode::All);
-            out.push('\n');
+            walk(el, &mut b, Mode::All);
+            b.boundary();
         }
-        let t = tidy(&out);
+        let (text, lines) = b.finish();
         return Extracted {
-            wording: t.clone(),
-            text: t,
+            wording: text.clone(),
+            text,
+            lines,
         };
     }
-    let mut all = String::new();
+    let mut all = TextBuilder::default();
     walk(doc.tree.root(), &mut all, Mode::All);
-    let mut wording = String::new();
+    let mut wording = TextBuilder::default();
     let main = Selector::parse("main, [role=main]").expect("valid selector");
     let mains = top_level(doc.select(&main));
     if mains.is_empty() {
@@ -270,12 +286,14 @@ pub fn html_extract(html: &str, selector: Option<&str>) -> Extracted {
     } else {
         for el in mains {
             walk(el, &mut wording, Mode::Main);
-            wording.push('\n');
+            wording.boundary();
         }
     }
+    let (text, lines) = all.finish();
     Extracted {
-        text: tidy(&all),
-        wording: tidy(&wording),
+        text,
+        wording: wording.finish().0,
+        lines,
     }
 }
 
@@ -360,74 +378,196 @@ fn is_chrome(e: &scraper::node::Element, mode: Mode) -> bool {
         || e.attr("class").is_some_and(|v| CONSENT.is_match(v))
 }
 
-/// Appends the text under `node`, iteratively (deeply nested pages must not overflow the stack).
-fn walk(node: ego_tree::NodeRef<'_, Node>, out: &mut String, mode: Mode) {
+/// Collects text into lines (one per block), with each line's [`LineInfo`].
+#[derive(Default)]
+struct TextBuilder {
+    out: String,
+    lines: Vec<LineInfo>,
+    cur: String,
+    cur_info: LineInfo,
+}
+
+impl TextBuilder {
+    fn text(&mut self, t: &str, info: LineInfo) {
+        if self.cur.trim().is_empty() && !t.trim().is_empty() {
+            self.cur_info = info;
+        }
+        self.cur.push_str(t);
+    }
+
+    /// Ends the current line (a block boundary or `<br>`).
+    fn boundary(&mut self) {
+        let mut first = true;
+        let start = self.out.len();
+        for w in self.cur.split_whitespace() {
+            if first {
+                if start > 0 {
+                    self.out.push('\n');
+                }
+                first = false;
+            } else {
+                self.out.push(' ');
+            }
+            self.out.push_str(w);
+        }
+        if !first {
+            self.lines.push(self.cur_info);
+        }
+        self.cur.clear();
+    }
+
+    fn finish(mut self) -> (String, Vec<LineInfo>) {
+        self.boundary();
+        (self.out, self.lines)
+    }
+}
+
+fn heading_level(name: &str) -> Option<u8> {
+    match name {
+        "h1" => Some(1),
+        "h2" => Some(2),
+        "h3" => Some(3),
+        "h4" => Some(4),
+        "h5" => Some(5),
+        "h6" => Some(6),
+        _ => None,
+    }
+}
+
+/// Whether an element hides its content until a reader acts (a collapsed `<details>` is
+/// handled by the walk, since its `<summary>` stays visible).
+fn is_hidden(e: &scraper::node::Element) -> bool {
+    if e.attr("hidden").is_some() || e.attr("aria-hidden") == Some("true") {
+        return true;
+    }
+    if let Some(style) = e.attr("style") {
+        let compact: String = style
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        if compact.contains("display:none") || compact.contains("visibility:hidden") {
+            return true;
+        }
+    }
+    e.classes().any(|c| {
+        matches!(
+            c,
+            "hidden"
+                | "sr-only"
+                | "visually-hidden"
+                | "visuallyhidden"
+                | "d-none"
+                | "is-hidden"
+                | "hide"
+        )
+    })
+}
+
+/// Per-element state while walking.
+struct Frame {
+    skipped: bool,
+    block: bool,
+    heading: bool,
+    hides: bool,
+    unhides: bool,
+}
+
+/// Appends the text under `node` to `b`, iteratively (deeply nested pages must not overflow
+/// the stack).
+fn walk(node: ego_tree::NodeRef<'_, Node>, b: &mut TextBuilder, mode: Mode) {
     use ego_tree::iter::Edge;
-    let mut skip_depth = 0usize;
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut skipping = 0usize;
+    let mut hidden = 0usize;
+    let mut headings: Vec<u8> = Vec::new();
+    let info = |headings: &[u8], hidden: usize| LineInfo {
+        heading: headings.last().copied(),
+        hidden: hidden > 0,
+    };
     for edge in node.traverse() {
         match edge {
             Edge::Open(n) => match n.value() {
                 Node::Element(e) => {
                     let name = e.name();
-                    if skip_depth > 0 || is_skipped(name) || is_chrome(e, mode) {
-                        skip_depth += 1;
+                    if skipping > 0 || is_skipped(name) || is_chrome(e, mode) {
+                        skipping += 1;
+                        stack.push(Frame {
+                            skipped: true,
+                            block: false,
+                            heading: false,
+                            hides: false,
+                            unhides: false,
+                        });
                         continue;
                     }
-                    if is_block(name) {
-                        out.push('\n');
+                    let block = is_block(name);
+                    if block {
+                        b.boundary();
                     }
+                    let level = heading_level(name);
+                    if let Some(l) = level {
+                        headings.push(l);
+                    }
+                    let collapsed_details = name == "details" && e.attr("open").is_none();
+                    let hides = collapsed_details || is_hidden(e);
+                    if hides {
+                        hidden += 1;
+                    }
+                    // The summary of a collapsed <details> is what a reader sees.
+                    let unhides = name == "summary"
+                        && hidden > 0
+                        && n.parent()
+                            .and_then(|p| p.value().as_element())
+                            .is_some_and(|p| p.name() == "details" && p.attr("open").is_none());
+                    if unhides {
+                        hidden -= 1;
+                    }
+                    stack.push(Frame {
+                        skipped: false,
+                        block,
+                        heading: level.is_some(),
+                        hides,
+                        unhides,
+                    });
                     match name {
-                        "br" => out.push('\n'),
+                        "br" => b.boundary(),
                         "img" | "area" => {
                             if let Some(alt) = e.attr("alt").filter(|a| !a.trim().is_empty()) {
-                                out.push(' ');
-                                out.push_str(alt.trim());
-                                out.push(' ');
+                                b.text(&format!(" {} ", alt.trim()), info(&headings, hidden));
                             }
                         }
-                        "td" | "th" => out.push(' '),
+                        "td" | "th" => b.text(" ", info(&headings, hidden)),
                         _ => {}
                     }
                 }
-                Node::Text(t) if skip_depth == 0 => out.push_str(t),
+                Node::Text(t) if skipping == 0 => b.text(t, info(&headings, hidden)),
                 _ => {}
             },
             Edge::Close(n) => {
-                if let Node::Element(e) = n.value() {
-                    if skip_depth > 0 {
-                        skip_depth -= 1;
-                        continue;
-                    }
-                    if is_block(e.name()) {
-                        out.push('\n');
-                    }
+                if n.value().as_element().is_none() {
+                    continue;
+                }
+                let Some(f) = stack.pop() else { continue };
+                if f.skipped {
+                    skipping -= 1;
+                    continue;
+                }
+                if f.block {
+                    b.boundary();
+                }
+                if f.heading {
+                    headings.pop();
+                }
+                if f.hides {
+                    hidden -= 1;
+                }
+                if f.unhides {
+                    hidden += 1;
                 }
             }
         }
     }
-}
-
-/// Collapses runs of spaces within lines and drops empty lines; keeps one newline per block.
-fn tidy(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len() / 2);
-    for line in raw.split('\n') {
-        let mut words = line.split_whitespace().peekable();
-        if words.peek().is_none() {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push('\n');
-        }
-        let mut first = true;
-        for w in words {
-            if !first {
-                out.push(' ');
-            }
-            out.push_str(w);
-            first = false;
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -436,6 +576,34 @@ mod tests {
 
     fn text(bytes: &[u8], ct: Option<&str>, sel: Option<&str>) -> Result<String, ExtractError> {
         extract(bytes, ct, sel).map(|e| e.text)
+    }
+
+    #[test]
+    fn lines_know_their_heading_and_visibility() {
+        let e = html_extract(
+            r#"<h1>Trust</h1><p>Intro</p><h2>Sub<b>processors</b></h2><div aria-hidden="true"><p>Azure</p></div>
+               <details><summary>Q?</summary><p>Answer</p></details><p style="display: none">Ghost</p><span class="sr-only">Reader</span>"#,
+            None,
+        );
+        let lines: Vec<(&str, Option<u8>, bool)> = e
+            .text
+            .lines()
+            .zip(&e.lines)
+            .map(|(t, i)| (t, i.heading, i.hidden))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                ("Trust", Some(1), false),
+                ("Intro", None, false),
+                ("Subprocessors", Some(2), false),
+                ("Azure", None, true),
+                ("Q?", None, false),
+                ("Answer", None, true),
+                ("Ghost", None, true),
+                ("Reader", None, true),
+            ]
+        );
     }
 
     #[test]

@@ -476,6 +476,7 @@ mod tests {
         Extracted {
             text: t.into(),
             wording: t.into(),
+            lines: vec![],
         }
     }
 
