@@ -167,8 +167,22 @@ pub fn text_hash(normalised: &str) -> String {
     hex::encode(Sha256::digest(normalised.as_bytes()))
 }
 
+/// Similarity (1 − edits ÷ quote length) at or above which a near variant of a quote counts as
+/// `drifted` rather than `missing`. At 0.80 a 60-character quote tolerates 12 edits: a
+/// rewording of a phrase, a changed product name, a dropped clause. A variant found this way
+/// is never `verified`, whatever its score.
+pub const DRIFT_THRESHOLD: f64 = 0.80;
+
+/// Quotes shorter than this many bytes are matched exactly (up to letter case) only: below it,
+/// an approximate match is too likely to be a different sentence.
+pub const MIN_FUZZY_LEN: usize = 16;
+
+/// Longest gap, in bytes of normalised text, between consecutive parts of a quote written with
+/// an ellipsis ("ZDR is available ... only for stateless API calls").
+pub const MAX_ELLIPSIS_GAP: usize = 600;
+
 /// Where and how a quote was found in normalised text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum QuoteMatch {
     /// Present verbatim (after normalisation), at this byte range of the text.
     Exact {
@@ -187,40 +201,219 @@ pub enum QuoteMatch {
         found: String,
         /// Why it is not exact, for the report.
         why: String,
+        /// 1 − edits ÷ quote length (1.0 for a case-only difference).
+        similarity: f64,
     },
     /// Not present.
     Absent,
 }
 
-/// Finds a quote in text. Both must already be [`normalise`]d.
+/// Finds a quote in text. Both must already be [`normalise`]d. `...` in the quote means "and
+/// later, nearby": each part must be found, in order, within [`MAX_ELLIPSIS_GAP`].
 pub fn find_quote(quote: &str, text: &str) -> QuoteMatch {
-    if quote.is_empty() {
-        return QuoteMatch::Absent;
+    let parts: Vec<&str> = quote
+        .split("...")
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    match parts.len() {
+        0 => QuoteMatch::Absent,
+        1 => find_in(parts[0], text, 0, text.len()),
+        _ => find_parts(&parts, text),
     }
-    if let Some(start) = text.find(quote) {
+}
+
+/// Finds one quote (no ellipsis) within `text[from..to]`: exact, then up to letter case, then
+/// approximately. Offsets returned are into `text`.
+fn find_in(quote: &str, text: &str, from: usize, to: usize) -> QuoteMatch {
+    let hay = &text[from..to];
+    if let Some(i) = hay.find(quote) {
         return QuoteMatch::Exact {
-            start,
-            end: start + quote.len(),
+            start: from + i,
+            end: from + i + quote.len(),
         };
     }
     // Case-only differences: lowercase both sides char by char, keeping byte offsets of the
     // original text so the variant can be shown as written.
-    let (lower_text, map) = lowercase_with_offsets(text);
+    let (lower_text, map) = lowercase_with_offsets(hay);
     let lower_quote: String = quote.chars().flat_map(char::to_lowercase).collect();
     if let Some(i) = lower_text.find(&lower_quote) {
         let start = map[i];
-        let end = map
-            .get(i + lower_quote.len())
-            .copied()
-            .unwrap_or(text.len());
+        let end = map.get(i + lower_quote.len()).copied().unwrap_or(hay.len());
         return QuoteMatch::Near {
-            start,
-            end,
-            found: text[start..end].to_string(),
+            start: from + start,
+            end: from + end,
+            found: hay[start..end].to_string(),
             why: "differs only in letter case".into(),
+            similarity: 1.0,
         };
     }
-    QuoteMatch::Absent
+    if quote.len() < MIN_FUZZY_LEN {
+        return QuoteMatch::Absent;
+    }
+    match approximate(quote, hay) {
+        Some((start, end, edits)) => {
+            let similarity = 1.0 - edits as f64 / quote.len() as f64;
+            let found = hay[start..end].to_string();
+            let mut why = format!("{edits} edits, {:.0}% similar", similarity * 100.0);
+            let critical = critical_changes(quote, &found);
+            if !critical.is_empty() {
+                why.push_str(&format!("; {}", critical.join(", ")));
+            }
+            QuoteMatch::Near {
+                start: from + start,
+                end: from + end,
+                found,
+                why,
+                similarity,
+            }
+        }
+        None => QuoteMatch::Absent,
+    }
+}
+
+/// Best approximate occurrence of `quote` in `hay` within the drift threshold: (start, end,
+/// edits), on character boundaries. Bit-parallel Levenshtein search (triple_accel).
+pub fn approximate(quote: &str, hay: &str) -> Option<(usize, usize, u32)> {
+    let budget = ((1.0 - DRIFT_THRESHOLD) * quote.len() as f64).floor() as u32;
+    if budget == 0 || hay.is_empty() {
+        return None;
+    }
+    let best = triple_accel::levenshtein::levenshtein_search_simd_with_opts(
+        quote.as_bytes(),
+        hay.as_bytes(),
+        budget,
+        triple_accel::SearchType::Best,
+        triple_accel::levenshtein::LEVENSHTEIN_COSTS,
+        false,
+    )
+    .min_by_key(|m| (m.k, m.start))?;
+    let mut start = best.start;
+    while start > 0 && !hay.is_char_boundary(start) {
+        start -= 1;
+    }
+    let mut end = best.end.min(hay.len());
+    while end < hay.len() && !hay.is_char_boundary(end) {
+        end += 1;
+    }
+    (start < end).then_some((start, end, best.k))
+}
+
+/// Finds the parts of an ellipsis quote in order, each within [`MAX_ELLIPSIS_GAP`] of the one
+/// before. Tries several places for the first part, so an early partial match does not hide a
+/// later full one.
+fn find_parts(parts: &[&str], text: &str) -> QuoteMatch {
+    let mut candidates: Vec<usize> = text
+        .match_indices(parts[0])
+        .map(|(i, _)| i)
+        .take(50)
+        .collect();
+    if candidates.is_empty() {
+        match find_in(parts[0], text, 0, text.len()) {
+            QuoteMatch::Exact { start, .. } | QuoteMatch::Near { start, .. } => {
+                candidates.push(start)
+            }
+            QuoteMatch::Absent => return QuoteMatch::Absent,
+        }
+    }
+    let mut best_near: Option<QuoteMatch> = None;
+    for first in candidates {
+        let mut pos = first;
+        let mut start = None;
+        let mut exact = true;
+        let mut whys = Vec::new();
+        let mut sim: f64 = 1.0;
+        let mut ok = true;
+        for (n, part) in parts.iter().enumerate() {
+            let window_end = if n == 0 {
+                text.len()
+            } else {
+                (pos + MAX_ELLIPSIS_GAP + 2 * part.len()).min(text.len())
+            };
+            let window_end = ceil_char(text, window_end);
+            match find_in(part, text, pos, window_end) {
+                QuoteMatch::Exact { start: s, end: e } => {
+                    start.get_or_insert(s);
+                    pos = e;
+                }
+                QuoteMatch::Near {
+                    start: s,
+                    end: e,
+                    why,
+                    similarity,
+                    ..
+                } => {
+                    start.get_or_insert(s);
+                    pos = e;
+                    exact = false;
+                    sim = sim.min(similarity);
+                    whys.push(format!("part {}: {why}", n + 1));
+                }
+                QuoteMatch::Absent => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if !ok {
+            continue;
+        }
+        let start = start.expect("at least one part");
+        if exact {
+            return QuoteMatch::Exact { start, end: pos };
+        }
+        if best_near.is_none() {
+            best_near = Some(QuoteMatch::Near {
+                start,
+                end: pos,
+                found: text[start..pos].to_string(),
+                why: whys.join("; "),
+                similarity: sim,
+            });
+        }
+    }
+    best_near.unwrap_or(QuoteMatch::Absent)
+}
+
+static CRITICAL: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"(?i)\b(?:type\s+(?:iv|v|i{1,3}|\d)|\d+(?:[.,:/-]\d+)*|iso|iec|soc|gdpr|hipaa|ccpa|fedramp|pci|nist|eu|us|uk)\b").expect("valid regex")
+});
+
+/// Numbers and standard names ("27001", "Type II", "SOC") of a text, in order, lowercased.
+pub fn critical_tokens(s: &str) -> Vec<String> {
+    CRITICAL
+        .find_iter(s)
+        .map(|m| {
+            m.as_str()
+                .to_lowercase()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+/// How the numbers and standard names of `found` differ from those of `quote`, e.g.
+/// `"27001 → 27002"`. Empty when they agree: a near match that changes one of these changes
+/// what the evidence says, whatever its similarity score.
+pub fn critical_changes(quote: &str, found: &str) -> Vec<String> {
+    let a = critical_tokens(quote);
+    let b = critical_tokens(found);
+    if a == b {
+        return Vec::new();
+    }
+    let removed: Vec<&String> = a.iter().filter(|t| !b.contains(t)).collect();
+    let added: Vec<&String> = b.iter().filter(|t| !a.contains(t)).collect();
+    match (removed.is_empty(), added.is_empty()) {
+        (false, false) => vec![format!("changed {} → {}", join(&removed), join(&added))],
+        (false, true) => vec![format!("dropped {}", join(&removed))],
+        (true, false) => vec![format!("added {}", join(&added))],
+        (true, true) => vec!["numbers or standard names reordered".into()],
+    }
+}
+
+fn join(v: &[&String]) -> String {
+    v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
 }
 
 /// Lowercases text, returning for every byte of the result the byte offset in the input of the
@@ -237,6 +430,234 @@ fn lowercase_with_offsets(text: &str) -> (String, Vec<usize>) {
     }
     map.push(text.len());
     (out, map)
+}
+
+/// Words that flip or limit what a sentence claims: negation, exceptions, hedging and time
+/// limits. Multi-word cues come first so "no longer" is not also counted as "no".
+const MEANING_CUES: &[&str] = &[
+    "no longer",
+    "not yet",
+    "only if",
+    "subject to",
+    "except",
+    "excluding",
+    "excludes",
+    "unless",
+    "until",
+    "through",
+    "not",
+    "no",
+    "never",
+    "none",
+    "nor",
+    "neither",
+    "cannot",
+    "can't",
+    "won't",
+    "doesn't",
+    "don't",
+    "isn't",
+    "aren't",
+    "wasn't",
+    "only",
+    "solely",
+    "may",
+    "might",
+    "could",
+    "intend",
+    "intends",
+    "plan",
+    "plans",
+    "planned",
+    "expect",
+    "expected",
+    "expects",
+    "pending",
+    "previously",
+    "formerly",
+    "former",
+    "discontinued",
+    "deprecated",
+    "suspended",
+    "expired",
+    "revoked",
+    "withdrawn",
+    "retired",
+    "beta",
+    "preview",
+    "limited",
+    "before",
+    "after",
+];
+
+fn cue_counts(s: &str) -> Vec<(&'static str, usize)> {
+    let lower = format!(
+        " {} ",
+        s.to_lowercase()
+            .replace(|c: char| !c.is_alphanumeric() && c != '\'' && c != ' ', " ")
+    );
+    let mut rest = lower;
+    let mut counts = Vec::new();
+    for cue in MEANING_CUES {
+        let pat = format!(" {cue} ");
+        let n = rest.matches(&pat).count();
+        if n > 0 {
+            counts.push((*cue, n));
+            rest = rest.replace(&pat, " ");
+        }
+    }
+    counts
+}
+
+/// How the meaning around a quote shifted between two contexts (the sentences around it at
+/// baseline and now): cues of negation, exception, hedging or time limits added or removed,
+/// numbers or standard names changed. Empty when nothing meaningful moved.
+pub fn meaning_shift(before: &str, after: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let (b, a) = (cue_counts(before), cue_counts(after));
+    let count =
+        |v: &[(&str, usize)], cue: &str| v.iter().find(|(c, _)| *c == cue).map_or(0, |(_, n)| *n);
+    for cue in MEANING_CUES {
+        let (nb, na) = (count(&b, cue), count(&a, cue));
+        if na > nb {
+            out.push(format!("adds \"{cue}\""));
+        } else if nb > na {
+            out.push(format!("removes \"{cue}\""));
+        }
+    }
+    out.extend(critical_changes(before, after));
+    out
+}
+
+/// A page's normalised text with a map back to its lines, for locating matches.
+#[derive(Debug, Clone)]
+pub struct Doc<'a> {
+    /// Normalised text (lines joined by single spaces).
+    pub text: String,
+    line_starts: Vec<usize>,
+    lines: Vec<&'a str>,
+    info: &'a [crate::extract::LineInfo],
+}
+
+impl<'a> Doc<'a> {
+    /// Prepares extracted text for matching.
+    pub fn new(ex: &'a crate::extract::Extracted) -> Doc<'a> {
+        let mut text = String::with_capacity(ex.text.len());
+        let mut line_starts = Vec::new();
+        let mut lines = Vec::new();
+        for line in ex.text.lines() {
+            let n = normalise(line);
+            if !text.is_empty() && !n.is_empty() {
+                text.push(' ');
+            }
+            line_starts.push(text.len());
+            lines.push(line);
+            text.push_str(&n);
+        }
+        Doc {
+            text,
+            line_starts,
+            lines,
+            info: &ex.lines,
+        }
+    }
+
+    fn line_at(&self, offset: usize) -> usize {
+        self.line_starts
+            .partition_point(|&s| s <= offset)
+            .saturating_sub(1)
+    }
+
+    /// The headings above a position, outermost first ("Security › Certifications").
+    pub fn heading_path(&self, offset: usize) -> Vec<String> {
+        if self.info.len() != self.lines.len() || self.lines.is_empty() {
+            return Vec::new();
+        }
+        let mut path = Vec::new();
+        let mut ceiling = u8::MAX;
+        let mut i = self.line_at(offset) as isize;
+        while i >= 0 && ceiling > 1 {
+            let idx = i as usize;
+            if let Some(level) = self.info[idx].heading
+                && level < ceiling
+            {
+                path.push(normalise(self.lines[idx]));
+                ceiling = level;
+            }
+            i -= 1;
+        }
+        path.reverse();
+        path
+    }
+
+    /// Whether the text at a position is hidden on the page until a reader acts.
+    pub fn hidden_at(&self, offset: usize) -> bool {
+        self.info
+            .get(self.line_at(offset))
+            .is_some_and(|i| i.hidden)
+    }
+
+    /// "Heading › Heading" for a position, with "(hidden on the page)" when it is.
+    pub fn location(&self, offset: usize) -> Option<String> {
+        let mut s = self.heading_path(offset).join(" › ");
+        if self.hidden_at(offset) {
+            if !s.is_empty() {
+                s.push(' ');
+            }
+            s.push_str("(hidden on the page)");
+        }
+        (!s.is_empty()).then_some(s)
+    }
+}
+
+/// A link that opens `url` scrolled to and highlighting `text[start..end]` (a URL text
+/// fragment, `#:~:text=`). Long passages use the `start,end` form; a prefix is added when the
+/// passage also occurs earlier on the page.
+pub fn text_fragment(url: &str, text: &str, start: usize, end: usize) -> String {
+    let passage = &text[start..end];
+    let words: Vec<&str> = passage.split_whitespace().collect();
+    let directive = if words.len() > 10 {
+        format!(
+            "{},{}",
+            fragment_encode(&words[..4].join(" ")),
+            fragment_encode(&words[words.len() - 4..].join(" "))
+        )
+    } else {
+        fragment_encode(passage)
+    };
+    let directive = if text.matches(passage).count() > 1 {
+        let before: Vec<&str> = text[..start]
+            .split_whitespace()
+            .rev()
+            .take(3)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        if before.is_empty() {
+            directive
+        } else {
+            format!("{}-,{directive}", fragment_encode(&before.join(" ")))
+        }
+    } else {
+        directive
+    };
+    let base = url.split('#').next().unwrap_or(url);
+    format!("{base}#:~:text={directive}")
+}
+
+/// Percent-encodes for a text directive: everything but ASCII letters, digits and `._~`
+/// (`-`, `,` and `&` are syntax there).
+fn fragment_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// A term from a citation's `absent` list that now appears.
@@ -418,6 +839,216 @@ mod tests {
             comparable("(iv) We sell. 3.5 percent"),
             "We sell 3.5 percent"
         );
+    }
+
+    #[test]
+    fn approximate_match_on_both_sides_of_the_threshold() {
+        let text = normalise(
+            "The models hosted in this serverless API deployment scenario are subject to Azure data, privacy, and security commitments.",
+        );
+        let q = normalise(
+            "The models hosted in this standard deployment scenario are subject to Azure data, privacy, and security commitments.",
+        );
+        match find_quote(&q, &text) {
+            QuoteMatch::Near {
+                similarity, found, ..
+            } => {
+                assert!((DRIFT_THRESHOLD..1.0).contains(&similarity), "{similarity}");
+                assert!(found.contains("serverless API"), "{found}");
+            }
+            other => panic!("expected near, got {other:?}"),
+        }
+        // A different sentence on the same subject is below the threshold.
+        let q = normalise("Microsoft stores prompts and outputs for thirty days to detect abuse.");
+        assert_eq!(find_quote(&q, &text), QuoteMatch::Absent);
+        // Short quotes are exact only.
+        assert_eq!(find_quote("Azure dota", &text), QuoteMatch::Absent);
+    }
+
+    #[test]
+    fn a_changed_number_or_standard_is_named() {
+        let text = normalise("Mistral complies with SOC 2 Type I and ISO 27002 frameworks.");
+        let q = normalise("complies with SOC 2 Type II and ISO 27001 frameworks");
+        match find_quote(&q, &text) {
+            QuoteMatch::Near {
+                why, similarity, ..
+            } => {
+                assert!(
+                    similarity > 0.9,
+                    "a high score does not make it verified: {similarity}"
+                );
+                assert!(
+                    why.contains("type ii") && why.contains("27001 type i 27002")
+                        || why.contains("changed"),
+                    "{why}"
+                );
+            }
+            other => panic!("expected near, got {other:?}"),
+        }
+        assert_eq!(
+            critical_changes("ISO 27001", "ISO 27002"),
+            vec!["changed 27001 → 27002".to_string()]
+        );
+        assert!(critical_changes("SOC 2 Type II", "SOC 2 Type II").is_empty());
+    }
+
+    #[test]
+    fn ellipsis_quotes_need_every_part_in_order_nearby() {
+        let text = normalise(
+            "Zero Data Retention (ZDR) is available only for the Scale plan. It applies only for stateless API calls. Other text.",
+        );
+        assert!(matches!(
+            find_quote(
+                "Zero Data Retention (ZDR) is available ... only for stateless API calls",
+                &text
+            ),
+            QuoteMatch::Exact { .. }
+        ));
+        assert!(matches!(
+            find_quote(
+                "Zero Data Retention (ZDR) is available \u{2026} only for stateless API calls",
+                &normalise(&text)
+            ),
+            QuoteMatch::Absent | QuoteMatch::Exact { .. }
+        ));
+        assert!(matches!(
+            find_quote(
+                &normalise(
+                    "Zero Data Retention (ZDR) is available \u{2026} only for stateless API calls"
+                ),
+                &text
+            ),
+            QuoteMatch::Exact { .. }
+        ));
+        assert_eq!(
+            find_quote(
+                "only for stateless API calls ... Zero Data Retention",
+                &text
+            ),
+            QuoteMatch::Absent,
+            "order matters"
+        );
+        let far = format!(
+            "Zero Data Retention (ZDR) is available. {} Only for stateless API calls.",
+            "filler words here ".repeat(60)
+        );
+        assert_eq!(
+            find_quote(
+                "Zero Data Retention (ZDR) is available ... Only for stateless API calls",
+                &normalise(&far)
+            ),
+            QuoteMatch::Absent,
+            "too far apart"
+        );
+    }
+
+    #[test]
+    fn meaning_shift_sees_negation_time_limits_and_numbers() {
+        let base = "Mistral complies with SOC 2 Type II and ISO 27001/27701 frameworks.";
+        assert!(meaning_shift(base, base).is_empty());
+        assert_eq!(
+            meaning_shift(
+                base,
+                "Mistral no longer complies with SOC 2 Type II and ISO 27001/27701 frameworks."
+            ),
+            vec!["adds \"no longer\"".to_string()]
+        );
+        assert_eq!(
+            meaning_shift(
+                base,
+                "Until 1 March 2027, Mistral complies with SOC 2 Type II and ISO 27001/27701 frameworks."
+            )[0],
+            "adds \"until\""
+        );
+        assert!(
+            meaning_shift(
+                "Data is kept for 30 days, and models are stateless.",
+                "Data is kept for 90 days, and models are stateless."
+            )[0]
+            .contains("30 → 90")
+        );
+        assert!(
+            meaning_shift(
+                base,
+                "Mistral proudly complies with SOC 2 Type II and ISO 27001/27701 frameworks."
+            )
+            .is_empty(),
+            "an adverb is not a shift"
+        );
+    }
+
+    #[test]
+    fn doc_locates_headings_and_hidden_text() {
+        let ex = crate::extract::html_extract(
+            "<h1>Trust</h1><h2>Certifications</h2><p>We hold ISO 27001.</p><h2>Other</h2><div hidden><p>Secret ISO 42001.</p></div>",
+            None,
+        );
+        let doc = Doc::new(&ex);
+        let at = doc.text.find("ISO 27001").unwrap();
+        assert_eq!(doc.heading_path(at), ["Trust", "Certifications"]);
+        assert_eq!(doc.location(at).as_deref(), Some("Trust › Certifications"));
+        let at = doc.text.find("ISO 42001").unwrap();
+        assert_eq!(
+            doc.location(at).as_deref(),
+            Some("Trust › Other (hidden on the page)")
+        );
+        assert_eq!(doc.text, normalise(&ex.text));
+    }
+
+    #[test]
+    fn text_fragments_encode_and_disambiguate() {
+        let text = "Models are stateless, and they don't store any prompts or outputs.";
+        let start = text.find("they").unwrap();
+        let end = text.len() - 1;
+        assert_eq!(
+            text_fragment("https://learn.example/doc#section", text, start, end),
+            "https://learn.example/doc#:~:text=they%20don%27t%20store%20any%20prompts%20or%20outputs"
+        );
+        let twice = "Data is stateless. Data is stateless.";
+        let second = twice.rfind("Data").unwrap();
+        assert_eq!(
+            text_fragment("https://x.example/", twice, second, twice.len()),
+            "https://x.example/#:~:text=Data%20is%20stateless.-,Data%20is%20stateless."
+        );
+        let long = "one two three four five six seven eight nine ten eleven twelve";
+        assert_eq!(
+            text_fragment("https://x.example/", long, 0, long.len()),
+            "https://x.example/#:~:text=one%20two%20three%20four,nine%20ten%20eleven%20twelve"
+        );
+    }
+
+    /// Sellers' algorithm: the fewest edits turning `needle` into some substring of `hay`.
+    fn reference_distance(needle: &[u8], hay: &[u8]) -> u32 {
+        let m = needle.len();
+        let mut prev: Vec<u32> = (0..=m as u32).collect();
+        let mut best = prev[m];
+        for &h in hay {
+            let mut cur = vec![0u32; m + 1];
+            for i in 1..=m {
+                let sub = prev[i - 1] + u32::from(needle[i - 1] != h);
+                cur[i] = sub.min(prev[i] + 1).min(cur[i - 1] + 1);
+            }
+            best = best.min(cur[m]);
+            prev = cur;
+        }
+        best
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn approximate_agrees_with_a_simple_reference(needle in "[abc ]{5,40}", hay in "[abc ]{0,200}") {
+            let budget = ((1.0 - DRIFT_THRESHOLD) * needle.len() as f64).floor() as u32;
+            let reference = reference_distance(needle.as_bytes(), hay.as_bytes());
+            match approximate(&needle, &hay) {
+                Some((start, end, k)) => {
+                    proptest::prop_assert_eq!(k, reference);
+                    proptest::prop_assert!(k <= budget);
+                    // The span found really is that close to the needle.
+                    proptest::prop_assert!(reference_distance(needle.as_bytes(), &hay.as_bytes()[start..end]) <= k);
+                }
+                None => proptest::prop_assert!(budget == 0 || reference > budget || hay.is_empty(), "missed a match at distance {} (budget {})", reference, budget),
+            }
+        }
     }
 
     #[test]

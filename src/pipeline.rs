@@ -289,36 +289,79 @@ impl Ctx<'_> {
         let elapsed_ms = started.elapsed().as_millis() as i64;
         let redirects = fetch::describe_chain(outcome.redirects());
         let moved_to = fetch::permanent_target(outcome.redirects()).map(str::to_string);
-        let (row, body, status, detail, final_url) = match outcome {
+        // Texts extracted from the body, per selector (None = the whole page).
+        let mut texts: HashMap<Option<String>, Result<extract::Extracted, String>> = HashMap::new();
+        let failure = |class, detail: String| {
+            let consecutive = state.consecutive_failures + 1;
+            let first = state
+                .first_failure_at
+                .as_deref()
+                .and_then(parse_ts)
+                .unwrap_or(now);
+            (class, detail, consecutive, first)
+        };
+        let (row, body, status, detail, final_url, failed) = match outcome {
             FetchOutcome::Fetched(f) => {
-                let bytes = f.body;
-                out.bytes += bytes.len() as u64;
+                out.bytes += f.body.len() as u64;
                 let snaps = self.snapshots.clone();
-                let (hash, bytes) =
-                    tokio::task::spawn_blocking(move || snaps.put(&bytes).map(|h| (h, bytes)))
-                        .await
-                        .expect("snapshot task panicked")?;
-                let row = FetchRow::Fetched {
-                    snapshot: SnapshotRow {
-                        hash: hash.clone(),
-                        size: bytes.len() as i64,
-                        content_type: f.content_type.clone(),
-                    },
-                    etag: f.validators.etag,
-                    last_modified: f.validators.last_modified,
+                let body_bytes = f.body;
+                let (hash, bytes) = tokio::task::spawn_blocking(move || {
+                    snaps.put(&body_bytes).map(|h| (h, body_bytes))
+                })
+                .await
+                .expect("snapshot task panicked")?;
+                let snapshot = SnapshotRow {
+                    hash: hash.clone(),
+                    size: bytes.len() as i64,
+                    content_type: f.content_type.clone(),
                 };
+                let full = extract::extract(&bytes, f.content_type.as_deref(), None)
+                    .map_err(|e| e.to_string());
+                let problem = full
+                    .as_ref()
+                    .ok()
+                    .and_then(|e| extract::page_problem(&bytes, &e.text));
+                texts.insert(None, full);
                 let body = Body {
                     hash,
                     bytes,
                     content_type: f.content_type,
                 };
-                (
-                    row,
-                    Some(body),
-                    Some(f.status),
-                    None,
-                    Some(f.final_url.to_string()),
-                )
+                match problem {
+                    // Kept as a snapshot for the record, never as the last good body.
+                    Some(p) => {
+                        let (class, detail, consecutive, first) = failure(p.class, p.detail);
+                        let row = FetchRow::Failed {
+                            class,
+                            consecutive,
+                            first_failure_at: first,
+                            snapshot: Some(snapshot),
+                        };
+                        (
+                            row,
+                            None,
+                            Some(f.status),
+                            Some(detail.clone()),
+                            Some(f.final_url.to_string()),
+                            Some((class, detail, consecutive, first)),
+                        )
+                    }
+                    None => {
+                        let row = FetchRow::Fetched {
+                            snapshot,
+                            etag: f.validators.etag,
+                            last_modified: f.validators.last_modified,
+                        };
+                        (
+                            row,
+                            Some(body),
+                            Some(f.status),
+                            None,
+                            Some(f.final_url.to_string()),
+                            None,
+                        )
+                    }
+                }
             }
             FetchOutcome::NotModified { final_url, .. } => {
                 let hash = state
@@ -339,6 +382,7 @@ impl Ctx<'_> {
                     Some(304),
                     Some("not modified; stored snapshot re-used".to_string()),
                     Some(final_url.to_string()),
+                    None,
                 )
             }
             FetchOutcome::Failed {
@@ -347,56 +391,54 @@ impl Ctx<'_> {
                 detail,
                 ..
             } => {
-                let consecutive = state.consecutive_failures + 1;
-                let first = state
-                    .first_failure_at
-                    .as_deref()
-                    .and_then(parse_ts)
-                    .unwrap_or(now);
+                let (class, detail, consecutive, first) = failure(class, detail);
                 let row = FetchRow::Failed {
                     class,
                     consecutive,
                     first_failure_at: first,
+                    snapshot: None,
                 };
-                (row, None, status, Some(detail), None)
+                (
+                    row,
+                    None,
+                    status,
+                    Some(detail.clone()),
+                    None,
+                    Some((class, detail, consecutive, first)),
+                )
             }
         };
+        let mut baselines: HashMap<(String, Option<String>), Option<extract::Extracted>> =
+            HashMap::new();
         let mut verdicts = Vec::with_capacity(source.citations.len());
-        let mut texts: HashMap<Option<String>, Result<extract::Extracted, String>> = HashMap::new();
         for c in &source.citations {
-            let judgement = match (&row, &body) {
-                (
-                    FetchRow::Failed {
-                        class,
-                        consecutive,
-                        first_failure_at,
-                    },
-                    _,
-                ) => {
+            let judgement = match (&failed, &body) {
+                (Some((class, detail, consecutive, first)), _) => {
                     let reading = Reading::Failed {
                         class: *class,
-                        detail: detail.as_deref().unwrap_or("fetch failed"),
+                        detail,
                         consecutive: *consecutive as u32,
-                        first_failure_at: *first_failure_at,
+                        first_failure_at: *first,
                     };
                     verdict::judge(c, &reading, None, self.opts.confirm, now)
                 }
-                (_, Some(b)) => {
+                (None, Some(b)) => {
                     let text = texts.entry(c.selector.clone()).or_insert_with(|| {
                         extract::extract(&b.bytes, b.content_type.as_deref(), c.selector.as_deref())
                             .map_err(|e| e.to_string())
                     });
-                    let baseline = self.baseline_text(c, b, text).await?;
+                    let baseline = self.baseline(c, b, text, &mut baselines).await?;
                     let reading = Reading::Read {
                         text: text.as_ref().map_err(String::as_str),
                         moved_to: moved_to.as_deref(),
                         redirects: &redirects,
                     };
-                    let j =
-                        verdict::judge(c, &reading, baseline.as_deref(), self.opts.confirm, now);
-                    browser_caveat(c, j)
+                    browser_caveat(
+                        c,
+                        verdict::judge(c, &reading, baseline.as_ref(), self.opts.confirm, now),
+                    )
                 }
-                (_, None) => unreachable!("success rows carry a body"),
+                (None, None) => unreachable!("success rows carry a body"),
             };
             out.verdicts.push(judgement.verdict);
             verdicts.push(VerdictRecord {
@@ -425,34 +467,35 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// The citation's extracted baseline text, or None when it has no baseline yet. When the
-    /// baseline is the snapshot just fetched, the text already extracted is reused.
-    async fn baseline_text(
+    /// The citation's extracted baseline, or None when it has no baseline yet. When the
+    /// baseline is the snapshot just fetched, the text already extracted is reused; other
+    /// baselines are extracted once per (snapshot, selector).
+    async fn baseline(
         &self,
         c: &Citation,
         current: &Body,
         current_text: &Result<extract::Extracted, String>,
-    ) -> Result<Option<String>, RunError> {
-        if c.quote.is_some() {
-            return Ok(None);
-        }
+        cache: &mut HashMap<(String, Option<String>), Option<extract::Extracted>>,
+    ) -> Result<Option<extract::Extracted>, RunError> {
         let Some((hash, ct)) = self.store.baseline(&c.key()).await? else {
             return Ok(None);
         };
         if hash == current.hash {
-            return Ok(current_text.as_ref().ok().map(|e| e.wording.clone()));
+            return Ok(current_text.as_ref().ok().cloned());
         }
-        match self.snapshots.get(&hash) {
-            Ok(bytes) => Ok(
-                extract::extract(&bytes, ct.as_deref(), c.selector.as_deref())
-                    .ok()
-                    .map(|e| e.wording),
-            ),
+        let key = (hash.clone(), c.selector.clone());
+        if let Some(hit) = cache.get(&key) {
+            return Ok(hit.clone());
+        }
+        let extracted = match self.snapshots.get(&hash) {
+            Ok(bytes) => extract::extract(&bytes, ct.as_deref(), c.selector.as_deref()).ok(),
             Err(e) => {
                 tracing::warn!(error = %e, "baseline snapshot unreadable; judging without baseline");
-                Ok(None)
+                None
             }
-        }
+        };
+        cache.insert(key, extracted.clone());
+        Ok(extracted)
     }
 }
 
@@ -518,6 +561,8 @@ pub async fn load_state<'a>(
             snapshot: l.and_then(|l| l.snapshot_hash.clone()),
             baseline: l.and_then(|l| l.baseline_snapshot.clone()),
             found: l.and_then(|l| l.found.clone()),
+            link: l.and_then(|l| l.link.clone()),
+            location: l.and_then(|l| l.location.clone()),
         });
     }
     let mut queue: Vec<_> = store

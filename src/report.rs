@@ -32,6 +32,10 @@ pub struct CitationStatus<'a> {
     pub baseline: Option<String>,
     /// Near-match variant found.
     pub found: Option<String>,
+    /// Live link to the quote (text fragment).
+    pub link: Option<String>,
+    /// Where on the page the quote is.
+    pub location: Option<String>,
 }
 
 impl CitationStatus<'_> {
@@ -72,6 +76,8 @@ struct JsonCitation<'a> {
     expired: bool,
     quote: Option<&'a str>,
     detail: &'a str,
+    link: Option<&'a str>,
+    location: Option<&'a str>,
     checked_at: Option<&'a str>,
     file: String,
     line: usize,
@@ -116,6 +122,8 @@ pub fn check_json(s: &State<'_>) -> String {
             expired: c.expired,
             quote: c.citation.quote.as_deref(),
             detail: &c.detail,
+            link: c.link.as_deref(),
+            location: c.location.as_deref(),
             checked_at: c.decided_at.as_deref(),
             file: c.citation.file.display().to_string(),
             line: c.citation.line,
@@ -276,6 +284,12 @@ pub fn report_md(s: &State<'_>) -> String {
                     }
                     if let Some(found) = &st.found {
                         let _ = writeln!(out, "  - page now says: “{}”", md_escape(found));
+                    }
+                    if let Some(loc) = &st.location {
+                        let _ = writeln!(out, "  - found under: {}", md_escape(loc));
+                    }
+                    if let Some(link) = &st.link {
+                        let _ = writeln!(out, "  - live: <{link}>");
                     }
                     if let Some(d) = s.diffs.get(&q.citation_key) {
                         let _ = writeln!(out, "  - change: {d}");

@@ -155,6 +155,9 @@ pub enum FetchRow {
         consecutive: i64,
         /// Start of the streak.
         first_failure_at: DateTime<Utc>,
+        /// What was served, when a body came with the failure (an error page with status
+        /// 200): recorded for people, never as the source's last good body.
+        snapshot: Option<SnapshotRow>,
     },
 }
 
@@ -247,6 +250,10 @@ pub struct LatestVerdict {
     pub found: Option<String>,
     /// When.
     pub decided_at: String,
+    /// Live link to the quote.
+    pub link: Option<String>,
+    /// Where on the page the quote is.
+    pub location: Option<String>,
     /// Baseline snapshot of the citation.
     pub baseline_snapshot: Option<String>,
     /// When the baseline was set.
@@ -374,31 +381,36 @@ impl Store {
         let e = self.err();
         let mut tx = self.write_tx().await?;
         let at = ts(rec.fetched_at);
+        let snapshot = match &rec.row {
+            FetchRow::Fetched { snapshot, .. } => Some(snapshot),
+            FetchRow::Failed { snapshot, .. } => snapshot.as_ref(),
+            FetchRow::NotModified { .. } => None,
+        };
+        if let Some(snapshot) = snapshot {
+            sqlx::query(
+                "INSERT INTO snapshots (hash, size, content_type, first_seen) VALUES ($1, $2, $3, $4) ON CONFLICT(hash) DO NOTHING",
+            )
+            .bind(&snapshot.hash)
+            .bind(snapshot.size)
+            .bind(&snapshot.content_type)
+            .bind(&at)
+            .execute(&mut *tx)
+            .await
+            .map_err(&e)?;
+        }
         let (outcome, snapshot_hash, class, etag, lm, ct) = match &rec.row {
             FetchRow::Fetched {
                 snapshot,
                 etag,
                 last_modified,
-            } => {
-                sqlx::query(
-                    "INSERT INTO snapshots (hash, size, content_type, first_seen) VALUES ($1, $2, $3, $4) ON CONFLICT(hash) DO NOTHING",
-                )
-                .bind(&snapshot.hash)
-                .bind(snapshot.size)
-                .bind(&snapshot.content_type)
-                .bind(&at)
-                .execute(&mut *tx)
-                .await
-                .map_err(&e)?;
-                (
-                    "fetched",
-                    Some(snapshot.hash.clone()),
-                    None,
-                    etag.clone(),
-                    last_modified.clone(),
-                    snapshot.content_type.clone(),
-                )
-            }
+            } => (
+                "fetched",
+                Some(snapshot.hash.clone()),
+                None,
+                etag.clone(),
+                last_modified.clone(),
+                snapshot.content_type.clone(),
+            ),
             FetchRow::NotModified { snapshot_hash } => (
                 "not_modified",
                 Some(snapshot_hash.clone()),
@@ -407,9 +419,16 @@ impl Store {
                 None,
                 None,
             ),
-            FetchRow::Failed { class, .. } => {
-                ("failed", None, Some(class.as_str()), None, None, None)
-            }
+            FetchRow::Failed {
+                class, snapshot, ..
+            } => (
+                "failed",
+                snapshot.as_ref().map(|s| s.hash.clone()),
+                Some(class.as_str()),
+                None,
+                None,
+                snapshot.as_ref().and_then(|s| s.content_type.clone()),
+            ),
         };
         let fetch_id: (i64,) = sqlx::query_as(
             "INSERT INTO fetches (run_id, url, fetched_at, outcome, status, failure_class, detail, final_url, redirects, snapshot_hash, content_type, etag, last_modified, elapsed_ms)
@@ -498,11 +517,11 @@ impl Store {
                 .map_err(&e)?;
             }
             sqlx::query(
-                "INSERT INTO verdicts (run_id, fetch_id, citation_key, verdict, detail, text_hash, snapshot_hash, found, decided_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                "INSERT INTO verdicts (run_id, fetch_id, citation_key, verdict, detail, text_hash, snapshot_hash, found, decided_at, link, location)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                  ON CONFLICT(run_id, citation_key) DO UPDATE SET fetch_id = excluded.fetch_id, verdict = excluded.verdict,
                     detail = excluded.detail, text_hash = excluded.text_hash, snapshot_hash = excluded.snapshot_hash,
-                    found = excluded.found, decided_at = excluded.decided_at",
+                    found = excluded.found, decided_at = excluded.decided_at, link = excluded.link, location = excluded.location",
             )
             .bind(rec.run_id)
             .bind(fetch_id)
@@ -513,6 +532,8 @@ impl Store {
             .bind(&v.snapshot_hash)
             .bind(&v.judgement.found)
             .bind(&at)
+            .bind(&v.judgement.link)
+            .bind(&v.judgement.location)
             .execute(&mut *tx)
             .await
             .map_err(&e)?;
@@ -624,7 +645,7 @@ impl Store {
     /// The latest verdict of every citation that has one, with its baseline.
     pub async fn latest_verdicts(&self) -> Result<Vec<LatestVerdict>> {
         sqlx::query_as(
-            "SELECT v.citation_key, v.verdict, v.detail, v.snapshot_hash, v.found, v.decided_at, c.baseline_snapshot, c.baseline_at
+            "SELECT v.citation_key, v.verdict, v.detail, v.snapshot_hash, v.found, v.decided_at, v.link, v.location, c.baseline_snapshot, c.baseline_at
              FROM verdicts v JOIN citations c ON c.key = v.citation_key
              WHERE v.id = (SELECT MAX(id) FROM verdicts w WHERE w.citation_key = v.citation_key)",
         )

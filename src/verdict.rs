@@ -208,6 +208,29 @@ pub struct Judgement {
     pub found: Option<String>,
     /// Other queue reasons beyond the verdict (e.g. `appeared` next to `missing`).
     pub also: Vec<Verdict>,
+    /// Link to the live page scrolled to the quote (a `#:~:text=` fragment), when found.
+    pub link: Option<String>,
+    /// Where on the page the quote was found: heading path, and whether it is hidden.
+    pub location: Option<String>,
+}
+
+impl Judgement {
+    fn new(
+        verdict: Verdict,
+        detail: impl Into<String>,
+        fingerprint: impl Into<String>,
+    ) -> Judgement {
+        Judgement {
+            verdict,
+            detail: detail.into(),
+            text_hash: None,
+            fingerprint: fingerprint.into(),
+            found: None,
+            also: vec![],
+            link: None,
+            location: None,
+        }
+    }
 }
 
 impl Judgement {
@@ -226,12 +249,12 @@ impl Judgement {
     }
 }
 
-/// Judges one citation. `baseline` is the citation's extracted wording at baseline
-/// ([`Extracted::wording`]; None when there is no baseline yet: this reading becomes it).
+/// Judges one citation. `baseline` is the citation's extracted text at baseline (None when
+/// there is no baseline yet: this reading becomes it).
 pub fn judge(
     citation: &Citation,
     reading: &Reading<'_>,
-    baseline: Option<&str>,
+    baseline: Option<&Extracted>,
     policy: ConfirmPolicy,
     now: DateTime<Utc>,
 ) -> Judgement {
@@ -246,24 +269,20 @@ pub fn judge(
             text: Err(why),
             redirects,
             ..
-        } => Judgement {
-            verdict: Verdict::Blocked,
-            detail: with_redirects(why.to_string(), redirects),
-            text_hash: None,
-            fingerprint: format!("unreadable:{why}"),
-            found: None,
-            also: vec![],
-        },
+        } => Judgement::new(
+            Verdict::Blocked,
+            with_redirects(why.to_string(), redirects),
+            format!("unreadable:{why}"),
+        ),
         Reading::Read {
             text: Ok(extracted),
             moved_to,
             redirects,
         } => {
-            let text = evidence::normalise(&extracted.text);
+            let doc = evidence::Doc::new(extracted);
             let wording = evidence::comparable(&extracted.wording);
             let hash = evidence::text_hash(&wording);
-            let baseline = baseline.map(evidence::comparable);
-            let mut j = judge_content(citation, &text, &wording, baseline.as_deref());
+            let mut j = judge_content(citation, &doc, &wording, baseline);
             j.text_hash = Some(hash.clone());
             j.fingerprint = hash;
             if let Some(target) = moved_to {
@@ -320,31 +339,18 @@ fn judge_failure(
             }
         }
     };
-    Judgement {
-        verdict,
-        fingerprint: format!("{}:{}", class.as_str(), verdict),
-        detail,
-        text_hash: None,
-        found: None,
-        also: vec![],
-    }
+    Judgement::new(verdict, detail, format!("{}:{}", class.as_str(), verdict))
 }
 
-/// Judges readable content (already normalised) against the quote, absent terms and baseline.
+/// Judges readable content against the quote, absent terms and baseline.
 fn judge_content(
     citation: &Citation,
-    text: &str,
+    doc: &evidence::Doc<'_>,
     wording: &str,
-    baseline: Option<&str>,
+    baseline: Option<&Extracted>,
 ) -> Judgement {
-    let mut j = Judgement {
-        verdict: Verdict::Verified,
-        detail: String::new(),
-        text_hash: None,
-        fingerprint: String::new(),
-        found: None,
-        also: vec![],
-    };
+    let text = doc.text.as_str();
+    let mut j = Judgement::new(Verdict::Verified, "", "");
     if text.is_empty() {
         let why = match &citation.selector {
             Some(s) => format!("selector `{s}` matched no text"),
@@ -359,41 +365,24 @@ fn judge_content(
         return j;
     }
     match &citation.quote {
-        Some(quote) => {
-            let q = evidence::normalise(quote);
-            match evidence::find_quote(&q, text) {
-                QuoteMatch::Exact { start, end } => {
-                    j.verdict = Verdict::Verified;
-                    j.detail = format!(
-                        "quote found: \"{}\"",
-                        evidence::sentence_around(text, start, end)
-                    );
+        Some(quote) => judge_quote(citation, &evidence::normalise(quote), doc, baseline, &mut j),
+        None => {
+            let base = baseline.map(|b| evidence::comparable(&b.wording));
+            match base {
+                None => {
+                    j.verdict = Verdict::Unchanged;
+                    j.detail = "first reading; recorded as baseline".into();
                 }
-                QuoteMatch::Near { found, why, .. } => {
-                    j.verdict = Verdict::Drifted;
-                    j.detail = format!("close variant found ({why}): \"{found}\"");
-                    j.found = Some(found);
+                Some(b) if b == wording => {
+                    j.verdict = Verdict::Unchanged;
+                    j.detail = "wording unchanged since baseline".into();
                 }
-                QuoteMatch::Absent => {
-                    j.verdict = Verdict::Missing;
-                    j.detail = "the quote is not on the page".into();
+                Some(b) => {
+                    j.verdict = Verdict::Changed;
+                    j.detail = change_summary(&b, wording);
                 }
             }
         }
-        None => match baseline {
-            None => {
-                j.verdict = Verdict::Unchanged;
-                j.detail = "first reading; recorded as baseline".into();
-            }
-            Some(b) if b == wording => {
-                j.verdict = Verdict::Unchanged;
-                j.detail = "wording unchanged since baseline".into();
-            }
-            Some(b) => {
-                j.verdict = Verdict::Changed;
-                j.detail = change_summary(b, wording);
-            }
-        },
     }
     let appeared = evidence::find_terms(&citation.absent, text);
     if !appeared.is_empty() {
@@ -420,6 +409,67 @@ fn judge_content(
         }
     }
     j
+}
+
+/// Quote citations: verified, context_changed, drifted or missing.
+fn judge_quote(
+    citation: &Citation,
+    q: &str,
+    doc: &evidence::Doc<'_>,
+    baseline: Option<&Extracted>,
+    j: &mut Judgement,
+) {
+    let text = doc.text.as_str();
+    match evidence::find_quote(q, text) {
+        QuoteMatch::Exact { start, end } => {
+            j.link = Some(evidence::text_fragment(&citation.url, text, start, end));
+            j.location = doc.location(start);
+            let now_ctx = evidence::sentence_around(text, start, end);
+            let shift = baseline.and_then(|b| {
+                let bdoc = evidence::Doc::new(b);
+                let (bs, be) = match evidence::find_quote(q, &bdoc.text) {
+                    QuoteMatch::Exact { start, end } | QuoteMatch::Near { start, end, .. } => {
+                        (start, end)
+                    }
+                    QuoteMatch::Absent => return None,
+                };
+                let before_ctx = evidence::sentence_around(&bdoc.text, bs, be);
+                let shifts = evidence::meaning_shift(&before_ctx, &now_ctx);
+                (!shifts.is_empty()).then_some((shifts, before_ctx))
+            });
+            match shift {
+                Some((shifts, before_ctx)) => {
+                    j.verdict = Verdict::ContextChanged;
+                    j.detail = format!(
+                        "the quote stands but the sentence around it changed ({}): was \"{before_ctx}\", now \"{now_ctx}\"",
+                        shifts.join(", ")
+                    );
+                    j.found = Some(now_ctx);
+                }
+                None => {
+                    j.verdict = Verdict::Verified;
+                    j.detail = format!("quote found: \"{now_ctx}\"");
+                }
+            }
+        }
+        QuoteMatch::Near {
+            start,
+            end,
+            found,
+            why,
+            ..
+        } => {
+            j.link = Some(evidence::text_fragment(&citation.url, text, start, end));
+            j.location = doc.location(start);
+            j.verdict = Verdict::Drifted;
+            j.detail = format!("close variant found ({why}): \"{found}\"");
+            j.found = Some(found);
+        }
+        QuoteMatch::Absent => {
+            j.verdict = Verdict::Missing;
+            j.detail = "the quote is not on the page".into();
+        }
+    }
 }
 
 /// A one-line summary of a word-level change: words removed and added.
@@ -534,10 +584,10 @@ mod tests {
             Verdict::Unchanged
         );
         assert_eq!(
-            judge(&c, &read(&ex("a  b")), Some("a b"), p, now()).verdict,
+            judge(&c, &read(&ex("a  b")), Some(&ex("a b")), p, now()).verdict,
             Verdict::Unchanged
         );
-        let j = judge(&c, &read(&ex("a c")), Some("a b"), p, now());
+        let j = judge(&c, &read(&ex("a c")), Some(&ex("a b")), p, now());
         assert_eq!(j.verdict, Verdict::Changed);
         assert!(
             j.detail.contains("1 words removed, 1 words added"),
@@ -620,6 +670,86 @@ mod tests {
         let j = judge(&c, &r, None, ConfirmPolicy::default(), now());
         assert_eq!(j.verdict, Verdict::Missing);
         assert!(j.detail.contains("301 a -> b"));
+    }
+
+    #[test]
+    fn context_changed_when_negation_or_a_number_appears_around_the_quote() {
+        let c = citation(
+            Some("complies with SOC 2 Type II and ISO 27001/27701 frameworks"),
+            &[],
+        );
+        let p = ConfirmPolicy::default();
+        let base = ex("Mistral complies with SOC 2 Type II and ISO 27001/27701 frameworks.");
+        let j = judge(
+            &c,
+            &read(&ex(
+                "Mistral no longer complies with SOC 2 Type II and ISO 27001/27701 frameworks.",
+            )),
+            Some(&base),
+            p,
+            now(),
+        );
+        assert_eq!(j.verdict, Verdict::ContextChanged, "{}", j.detail);
+        assert!(
+            j.detail.contains("adds \"no longer\"") && j.detail.contains("was \"Mistral complies"),
+            "{}",
+            j.detail
+        );
+        let j = judge(
+            &c,
+            &read(&ex(
+                "Since 2024, Mistral complies with SOC 2 Type II and ISO 27001/27701 frameworks.",
+            )),
+            Some(&ex(
+                "Since 2023, Mistral complies with SOC 2 Type II and ISO 27001/27701 frameworks.",
+            )),
+            p,
+            now(),
+        );
+        assert_eq!(j.verdict, Verdict::ContextChanged, "{}", j.detail);
+        assert!(j.detail.contains("2023 → 2024"), "{}", j.detail);
+        let j = judge(&c, &read(&base), Some(&base), p, now());
+        assert_eq!(j.verdict, Verdict::Verified);
+        assert_eq!(
+            j.link.as_deref(),
+            Some(
+                "https://example.com/#:~:text=complies%20with%20SOC%202%20Type%20II%20and%20ISO%2027001%2F27701%20frameworks"
+            )
+        );
+        // Without a baseline there is nothing to compare the context with.
+        let j = judge(
+            &c,
+            &read(&ex(
+                "Mistral no longer complies with SOC 2 Type II and ISO 27001/27701 frameworks.",
+            )),
+            None,
+            p,
+            now(),
+        );
+        assert_eq!(j.verdict, Verdict::Verified);
+    }
+
+    #[test]
+    fn a_changed_number_inside_a_near_match_is_drifted() {
+        let c = citation(
+            Some("complies with SOC 2 Type II and ISO 27001 frameworks"),
+            &[],
+        );
+        let j = judge(
+            &c,
+            &read(&ex(
+                "Mistral complies with SOC 2 Type I and ISO 27002 frameworks.",
+            )),
+            None,
+            ConfirmPolicy::default(),
+            now(),
+        );
+        assert_eq!(j.verdict, Verdict::Drifted);
+        assert!(j.detail.contains("changed"), "{}", j.detail);
+        assert_eq!(
+            j.found.as_deref(),
+            Some("complies with SOC 2 Type I and ISO 27002 frameworks")
+        );
     }
 
     #[test]

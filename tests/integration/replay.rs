@@ -147,7 +147,7 @@ fn judge(c: &Citation, baseline: Option<&Path>, current: &Path) -> (Verdict, Str
             now(),
         ),
         None => {
-            let base = baseline.map(|b| extracted_all(b).wording);
+            let base = baseline.map(extracted_all);
             verdict::judge(
                 c,
                 &Reading::Read {
@@ -155,7 +155,7 @@ fn judge(c: &Citation, baseline: Option<&Path>, current: &Path) -> (Verdict, Str
                     moved_to: None,
                     redirects: "",
                 },
-                base.as_deref(),
+                base.as_ref(),
                 ConfirmPolicy::default(),
                 now(),
             )

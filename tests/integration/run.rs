@@ -606,3 +606,98 @@ async fn expired_opens_after_the_boundary_date() {
     );
     assert!(open[0].detail.contains("180-day"), "{}", open[0].detail);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn context_change_and_error_pages_served_with_200() {
+    let site = Site::start().await;
+    site.set("/ctx", Page::html("<h2>Certifications</h2><p>Mistral complies with SOC 2 Type II and ISO 27001/27701 frameworks.</p>"));
+    site.set(
+        "/flaky",
+        Page::html("<p>Models are stateless, and they don't store any prompts or outputs.</p>"),
+    );
+    let env = Env::new(&[(
+        "acme",
+        offering(
+            "acme",
+            &[
+                (
+                    "soc2",
+                    "yes_public",
+                    vec![source(
+                        &site.url("/ctx"),
+                        "quote = \"complies with SOC 2 Type II and ISO 27001/27701 frameworks\"",
+                    )],
+                ),
+                (
+                    "iso",
+                    "yes_public",
+                    vec![source(
+                        &site.url("/flaky"),
+                        "quote = \"Models are stateless, and they don’t store any prompts or outputs.\"",
+                    )],
+                ),
+            ],
+        ),
+    )]);
+    env.run_at("2026-08-01T00:00:00Z").await;
+    let v = verdicts(&env).await;
+    assert_eq!(verdict_of(&v, &site.url("/ctx")), "verified");
+    assert_eq!(
+        verdict_of(&v, &site.url("/flaky")),
+        "verified",
+        "curly and straight apostrophes are the same"
+    );
+    let store = env.store().await;
+    let latest = store.latest_verdicts().await.unwrap();
+    let ctx = latest.iter().find(|l| l.detail.contains("SOC 2")).unwrap();
+    assert_eq!(ctx.location.as_deref(), Some("Certifications"));
+    assert!(
+        ctx.link
+            .as_deref()
+            .unwrap()
+            .contains("#:~:text=complies%20with"),
+        "{:?}",
+        ctx.link
+    );
+    store.close().await;
+
+    site.set("/ctx", Page::html("<h2>Certifications</h2><p>Mistral no longer complies with SOC 2 Type II and ISO 27001/27701 frameworks.</p>"));
+    // Akamai's error page, served with 200 (replay corpus case 19, Open Terms Archive).
+    site.set("/flaky", Page::html("<html><head><title>Error</title></head><body>\nAn error occurred while processing your request.<p>\nReference #30.dd4a4317.1775601335.4bb3b77b\n</p><p>https://errors.edgesuite.net/30.dd4a4317.1775601335.4bb3b77b</p>\n</body></html>"));
+    env.run_at("2026-08-02T00:00:00Z").await;
+    let v = verdicts(&env).await;
+    assert_eq!(verdict_of(&v, &site.url("/ctx")), "context_changed");
+    assert!(
+        v[&site.url("/ctx")].1.contains("adds \"no longer\""),
+        "{v:?}"
+    );
+    assert_eq!(
+        verdict_of(&v, &site.url("/flaky")),
+        "unreachable",
+        "an error page is not evidence of absence"
+    );
+    assert!(v[&site.url("/flaky")].1.contains("error page"), "{v:?}");
+    assert_eq!(
+        reasons(&open_items(&env).await),
+        [("soc2".to_string(), "context_changed".to_string())]
+    );
+    let store = env.store().await;
+    let state = store
+        .source_state(&site.url("/flaky"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.consecutive_failures, 1);
+    let good: (String,) =
+        sqlx::query_as("SELECT snapshot_hash FROM fetches WHERE url = $1 AND outcome = 'fetched'")
+            .bind(site.url("/flaky"))
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        state.last_good_snapshot.as_deref(),
+        Some(good.0.as_str()),
+        "the error page never replaces the good body"
+    );
+    store.close().await;
+}
