@@ -29,6 +29,65 @@ pub enum ExtractError {
     /// The media type has no text citewatch can read.
     #[error("cannot extract text from {0} content")]
     Unsupported(String),
+    /// A PDF that the PDF reader rejected (or crashed on).
+    #[error("unreadable PDF: {0}")]
+    Pdf(String),
+}
+
+/// Text of a PDF, page by page, with words hyphenated across line ends joined again
+/// ("certifi-\ncation" → "certification"). pdf-extract panics on some malformed files by
+/// design, so a panic is caught and reported as an unreadable PDF. (The pipeline also bounds
+/// the time extraction may take.)
+pub fn pdf_text(bytes: &[u8]) -> Result<String, ExtractError> {
+    let owned = bytes.to_vec();
+    let pages =
+        std::panic::catch_unwind(move || pdf_extract::extract_text_from_mem_by_pages(&owned))
+            .map_err(|p| {
+                let msg = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned());
+                ExtractError::Pdf(msg.unwrap_or_else(|| "the PDF reader crashed".into()))
+            })?
+            .map_err(|e| ExtractError::Pdf(e.to_string()))?;
+    let mut out = String::new();
+    for page in pages {
+        let page = join_hyphenated(&page);
+        for line in page.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&line.split_whitespace().collect::<Vec<_>>().join(" "));
+        }
+    }
+    Ok(out)
+}
+
+/// Joins a word split by a hyphen at a line end when the next line goes on in lowercase.
+fn join_hyphenated(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let lines: Vec<&str> = text.lines().collect();
+    let mut i = 0;
+    while i < lines.len() {
+        let mut line = lines[i].trim_end().to_string();
+        while line.ends_with('-') && i + 1 < lines.len() {
+            let before = line[..line.len() - 1].chars().last();
+            let next = lines[i + 1].trim_start();
+            let next_first = next.chars().next();
+            if before.is_some_and(char::is_alphabetic) && next_first.is_some_and(char::is_lowercase)
+            {
+                line.pop();
+                line.push_str(next);
+                i += 1;
+            } else {
+                break;
+            }
+        }
+        out.push_str(&line);
+        out.push('\n');
+        i += 1;
+    }
+    out
 }
 
 /// Decides the media kind from the Content-Type header, sniffing the bytes when it is absent or
@@ -183,7 +242,14 @@ pub fn extract(
                 lines: Vec::new(),
             })
         }
-        MediaKind::Pdf => Err(ExtractError::Unsupported("PDF".into())),
+        MediaKind::Pdf => {
+            let t = pdf_text(bytes)?;
+            Ok(Extracted {
+                wording: t.clone(),
+                text: t,
+                lines: Vec::new(),
+            })
+        }
         MediaKind::Binary => Err(ExtractError::Unsupported(
             content_type.unwrap_or("binary").to_string(),
         )),
@@ -604,6 +670,32 @@ mod tests {
                 ("Reader", None, true),
             ]
         );
+    }
+
+    #[test]
+    fn hyphenated_line_ends_are_joined() {
+        assert_eq!(
+            join_hyphenated("SOC 2 certifi-\ncation is\nwell-\nKnown"),
+            "SOC 2 certification is\nwell-\nKnown\n"
+        );
+    }
+
+    #[test]
+    fn a_broken_pdf_is_an_error_not_a_crash() {
+        assert!(matches!(
+            pdf_text(b"%PDF-1.7\n garbage"),
+            Err(ExtractError::Pdf(_))
+        ));
+    }
+
+    #[test]
+    fn entities_breaks_and_invisible_characters_do_not_break_text() {
+        let t = html_text(
+            "<p>SOC&nbsp;2 <span>Type</span>&#160;II com&shy;plies<br>with ISO&#x200B; 27001 &amp; &ldquo;27701&rdquo;</p>",
+            None,
+        );
+        let n = crate::evidence::normalise(&t);
+        assert_eq!(n, "SOC 2 Type II complies with ISO 27001 & \"27701\"");
     }
 
     #[test]

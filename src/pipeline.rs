@@ -238,11 +238,35 @@ struct HostResult {
     bytes: u64,
 }
 
-/// The body a fetch left us with, if any.
+/// The body a fetch left us with, if any. Shared with the blocking tasks that extract it.
 struct Body {
     hash: String,
-    bytes: Vec<u8>,
+    bytes: Arc<Vec<u8>>,
     content_type: Option<String>,
+}
+
+/// Longest a snapshot's text extraction may take. PDF readers can loop on hostile files; the
+/// run moves on and the citation reads as unreadable.
+const EXTRACT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Extracts text on the blocking pool, within [`EXTRACT_DEADLINE`].
+async fn extract_bounded(
+    bytes: Arc<Vec<u8>>,
+    content_type: Option<String>,
+    selector: Option<String>,
+) -> Result<extract::Extracted, String> {
+    let task = tokio::task::spawn_blocking(move || {
+        extract::extract(&bytes, content_type.as_deref(), selector.as_deref())
+            .map_err(|e| e.to_string())
+    });
+    match tokio::time::timeout(EXTRACT_DEADLINE, task).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Err(format!("text extraction failed: {e}")),
+        Err(_) => Err(format!(
+            "text extraction took longer than {}s",
+            EXTRACT_DEADLINE.as_secs()
+        )),
+    }
 }
 
 impl Ctx<'_> {
@@ -315,8 +339,8 @@ impl Ctx<'_> {
                     size: bytes.len() as i64,
                     content_type: f.content_type.clone(),
                 };
-                let full = extract::extract(&bytes, f.content_type.as_deref(), None)
-                    .map_err(|e| e.to_string());
+                let bytes = Arc::new(bytes);
+                let full = extract_bounded(bytes.clone(), f.content_type.clone(), None).await;
                 let problem = full
                     .as_ref()
                     .ok()
@@ -371,7 +395,7 @@ impl Ctx<'_> {
                 let bytes = self.snapshots.get(&hash)?;
                 let body = Body {
                     hash: hash.clone(),
-                    bytes,
+                    bytes: Arc::new(bytes),
                     content_type: state.content_type.clone(),
                 };
                 (
@@ -423,10 +447,16 @@ impl Ctx<'_> {
                     verdict::judge(c, &reading, None, self.opts.confirm, now)
                 }
                 (None, Some(b)) => {
-                    let text = texts.entry(c.selector.clone()).or_insert_with(|| {
-                        extract::extract(&b.bytes, b.content_type.as_deref(), c.selector.as_deref())
-                            .map_err(|e| e.to_string())
-                    });
+                    if !texts.contains_key(&c.selector) {
+                        let t = extract_bounded(
+                            b.bytes.clone(),
+                            b.content_type.clone(),
+                            c.selector.clone(),
+                        )
+                        .await;
+                        texts.insert(c.selector.clone(), t);
+                    }
+                    let text = &texts[&c.selector];
                     let baseline = self.baseline(c, b, text, &mut baselines).await?;
                     let reading = Reading::Read {
                         text: text.as_ref().map_err(String::as_str),
@@ -488,7 +518,9 @@ impl Ctx<'_> {
             return Ok(hit.clone());
         }
         let extracted = match self.snapshots.get(&hash) {
-            Ok(bytes) => extract::extract(&bytes, ct.as_deref(), c.selector.as_deref()).ok(),
+            Ok(bytes) => extract_bounded(Arc::new(bytes), ct, c.selector.clone())
+                .await
+                .ok(),
             Err(e) => {
                 tracing::warn!(error = %e, "baseline snapshot unreadable; judging without baseline");
                 None

@@ -379,3 +379,49 @@ fn show_case() {
         );
     }
 }
+
+#[test]
+fn pdf_sentences_verify() {
+    let case = cases()
+        .into_iter()
+        .find(|c| c.category == "pdf-sample")
+        .unwrap();
+    let snaps = case.snapshots();
+    let text = evidence::normalise(&extracted(&snaps[0].1));
+    // OTA's own extraction of this PDF runs words together at line ends ("ofgovernment");
+    // citewatch's keeps the space. So a sentence counts as found when it is on the page
+    // exactly, or as a near match that differs from it only in whitespace.
+    let squash = |s: &str| s.split_whitespace().collect::<String>();
+    let md = std::fs::read_to_string(&case.versions()[0].1).unwrap();
+    let all = sentences(&md);
+    let mut exact = 0;
+    let mut spacing = 0;
+    let mut missed = Vec::new();
+    for s in &all {
+        match evidence::find_quote(&evidence::normalise(s), &text) {
+            QuoteMatch::Exact { .. } => exact += 1,
+            QuoteMatch::Near { found, .. } if squash(&found) == squash(&evidence::normalise(s)) => {
+                spacing += 1
+            }
+            other => missed.push(format!("{s} -> {other:?}")),
+        }
+    }
+    eprintln!(
+        "PDF: {} sentences: {exact} exact, {spacing} differing only in OTA's missing spaces",
+        all.len()
+    );
+    assert!(all.len() >= 20, "{}", all.len());
+    assert!(missed.is_empty(), "{}", missed.join("\n"));
+    for quote in [
+        "Pursuant to a valid request, OpenAI US will preserve user data for up to 90 days, and will extend the preservation period for an additional 90-day period upon receipt of a valid extension request.",
+        "Users residing in the European Economic Area (EEA) and Switzerland receive their services from OpenAI Ireland Limited",
+    ] {
+        assert!(
+            matches!(
+                evidence::find_quote(&evidence::normalise(quote), &text),
+                QuoteMatch::Exact { .. }
+            ),
+            "{quote}"
+        );
+    }
+}
