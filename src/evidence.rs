@@ -14,29 +14,93 @@ use unicode_normalization::UnicodeNormalization;
 /// trimmed.
 pub fn normalise(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    let mut pending_space = false;
-    for c in s.nfkc() {
-        let c = match c {
-            '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}' | '\u{2032}' | '\u{02BC}'
-            | '\u{FF07}' | '`' | '\u{00B4}' => '\'',
-            '\u{201C}' | '\u{201D}' | '\u{201E}' | '\u{201F}' | '\u{2033}' | '\u{00AB}'
-            | '\u{00BB}' => '"',
-            '\u{2010}' | '\u{2011}' | '\u{2012}' | '\u{2013}' | '\u{2014}' | '\u{2015}'
-            | '\u{2212}' | '\u{FE58}' | '\u{FE63}' | '\u{FF0D}' => '-',
-            '\u{00AD}' | '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}' => continue,
-            c => c,
-        };
-        if c.is_whitespace() {
-            pending_space = !out.is_empty();
-            continue;
-        }
-        if pending_space {
-            out.push(' ');
-            pending_space = false;
-        }
-        out.push(c);
+    // Text whose only non-ASCII characters are the typography folded below (curly quotes,
+    // dashes, no-break and thin spaces, the ellipsis, invisible characters) needs no NFKC
+    // pass: folding gives the same result. Other text goes through NFKC first.
+    let simple = s.is_ascii()
+        || s.chars().all(|c| {
+            c.is_ascii()
+                || matches!(c, '\u{2018}'..='\u{201F}' | '\u{2010}'..='\u{2015}' | '\u{00A0}' | '\u{2009}' | '\u{202F}' | '\u{2026}' | '\u{00AD}' | '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AB}' | '\u{00BB}' | '\u{2212}')
+        });
+    if simple {
+        fold_into(s, &mut out);
+    } else {
+        let nfkc: String = s.nfkc().collect();
+        fold_into(&nfkc, &mut out);
     }
     out
+}
+
+/// Folds typography and whitespace of NFKC text into `out`. Runs of plain ASCII are copied
+/// as slices; only other characters are looked at one by one.
+fn fold_into(s: &str, out: &mut String) {
+    let bytes = s.as_bytes();
+    let mut pending_space = false;
+    let mut i = 0;
+    let flush = |out: &mut String, pending: &mut bool| {
+        if *pending {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            *pending = false;
+        }
+    };
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b < 0x80 {
+            if b.is_ascii_whitespace() || b == 0x0B {
+                pending_space = true;
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < bytes.len()
+                && bytes[i] < 0x80
+                && !bytes[i].is_ascii_whitespace()
+                && bytes[i] != 0x0B
+                && bytes[i] != b'`'
+            {
+                i += 1;
+            }
+            flush(out, &mut pending_space);
+            if i > start {
+                out.push_str(&s[start..i]);
+            } else {
+                out.push('\'');
+                i += 1;
+            }
+            continue;
+        }
+        let c = s[i..].chars().next().expect("char at a boundary");
+        i += c.len_utf8();
+        match c {
+            '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}' | '\u{2032}' | '\u{02BC}'
+            | '\u{FF07}' | '\u{00B4}' => {
+                flush(out, &mut pending_space);
+                out.push('\'');
+            }
+            '\u{201C}' | '\u{201D}' | '\u{201E}' | '\u{201F}' | '\u{2033}' | '\u{00AB}'
+            | '\u{00BB}' => {
+                flush(out, &mut pending_space);
+                out.push('"');
+            }
+            '\u{2010}' | '\u{2011}' | '\u{2012}' | '\u{2013}' | '\u{2014}' | '\u{2015}'
+            | '\u{2212}' | '\u{FE58}' | '\u{FE63}' | '\u{FF0D}' => {
+                flush(out, &mut pending_space);
+                out.push('-');
+            }
+            '\u{00AD}' | '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}' => {}
+            '\u{2026}' => {
+                flush(out, &mut pending_space);
+                out.push_str("...");
+            }
+            c if c.is_whitespace() => pending_space = true,
+            c => {
+                flush(out, &mut pending_space);
+                out.push(c);
+            }
+        }
+    }
 }
 
 /// The form in which a page's wording is compared with its baseline, for citations without a
@@ -47,28 +111,30 @@ pub fn normalise(s: &str) -> String {
 /// punctuation at word ends. Blocks are joined by spaces, so markup that splits or merges
 /// blocks does not count either.
 pub fn comparable(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
+    let mut stripped = String::with_capacity(raw.len());
     for line in raw.lines() {
         let n = normalise(line);
         let n = strip_list_marker(&n);
-        if n.is_empty() {
+        if !n.is_empty() {
+            stripped.push_str(n);
+            stripped.push('\n');
+        }
+    }
+    // One pass of each pattern over the whole text (their literal prefilters make that far
+    // cheaper than line by line); none of them crosses a line break.
+    let s = rewrite_noise(&stripped);
+    // Sentence punctuation at word ends ("Obligations:" vs "Obligations.") is layout, not
+    // wording; punctuation inside words and numbers ("3.5", "U.S") stays.
+    let mut out = String::with_capacity(s.len());
+    for word in s.split_whitespace() {
+        let w = word.trim_end_matches(['.', ',', ';', ':', '!', '?']);
+        if w.is_empty() {
             continue;
         }
-        let n = RELATIVE_DATE.replace_all(n, "<recent>");
-        let n = canonical_dates(&n);
-        let n = TOKEN.replace_all(&n, "<token>");
-        // Sentence punctuation at word ends ("Obligations:" vs "Obligations.") is layout, not
-        // wording; punctuation inside words and numbers ("3.5", "U.S") stays.
-        for word in n.split_whitespace() {
-            let w = word.trim_end_matches(['.', ',', ';', ':', '!', '?']);
-            if w.is_empty() {
-                continue;
-            }
-            if !out.is_empty() {
-                out.push(' ');
-            }
-            out.push_str(w);
+        if !out.is_empty() {
+            out.push(' ');
         }
+        out.push_str(w);
     }
     out
 }
@@ -82,6 +148,17 @@ static LIST_MARKER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new
 });
 
 fn strip_list_marker(s: &str) -> &str {
+    // Most lines start with a word: skip the regex unless a marker is possible.
+    let b = s.as_bytes();
+    let possible = match b.first() {
+        None => false,
+        Some(c) if c.is_ascii_alphanumeric() => b.iter().take(16).any(|&c| c == b'.' || c == b')'),
+        Some(c) if c.is_ascii() => matches!(c, b'(' | b'*' | b'-' | b'>'),
+        Some(_) => true,
+    };
+    if !possible {
+        return s;
+    }
     let mut s = s;
     // Nested markers ("1. (a) text") come off one after another.
     for _ in 0..3 {
@@ -93,12 +170,25 @@ fn strip_list_marker(s: &str) -> &str {
     s
 }
 
-static RELATIVE_DATE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"(?i)\b(?:(?:last )?(?:updated|edited|posted|published|modified|reviewed)(?: on)?:? )?(?:(?:over |about |almost |more than |less than )?(?:\d+|an?|one|two|three|few|several) (?:second|minute|hour|day|week|month|year)s? ago|today|yesterday|(?:this|last) (?:week|month|year)|just now|a while ago)\b").expect("valid regex")
-});
-
-static TOKEN: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"(?i)\b(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{24,}|[a-z0-9_-]*\d[a-z0-9_-]*[a-z][a-z0-9_-]{22,})\b").expect("valid regex")
+/// Everything [`comparable`] rewrites, in one pattern so the text is scanned once: relative
+/// dates, dates with month names or in ISO form, and opaque tokens. ASCII word boundaries keep
+/// the regex on its fast DFA path.
+static NOISE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(concat!(
+        r"(?i)(?-u:\b)(?:",
+        // "Updated 5 days ago", "Updated this week", "today"
+        r"(?P<rel>(?:(?:last )?(?:updated|edited|posted|published|modified|reviewed)(?: on)?:? )?(?:(?:over |about |almost |more than |less than )?(?:\d+|an?|one|two|three|few|several) (?:second|minute|hour|day|week|month|year)s? ago|today|yesterday|(?:this|last) (?:week|month|year)|just now|a while ago))",
+        // "December 17, 2025", "Dec. 17th 2025"
+        r"|(?P<mdy>(?P<mdy_m>jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.? (?P<mdy_d>\d{1,2})(?:st|nd|rd|th)?,? (?P<mdy_y>\d{4}))",
+        // "17 December 2025", "17th of Dec 2025"
+        r"|(?P<dmy>(?P<dmy_d>\d{1,2})(?:st|nd|rd|th)? (?:of )?(?P<dmy_m>jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?,? (?P<dmy_y>\d{4}))",
+        // "2025-12-17"
+        r"|(?P<iso>(?P<iso_y>\d{4})-(?P<iso_m>\d{1,2})-(?P<iso_d>\d{1,2}))",
+        // UUIDs, long hex, long mixed letter-digit tokens
+        r"|(?P<tok>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{24,}|[a-z0-9_-]*\d[a-z0-9_-]*[a-z][a-z0-9_-]{22,})",
+        r")(?-u:\b)"
+    ))
+    .expect("valid regex")
 });
 
 const MONTHS: [&str; 12] = [
@@ -116,16 +206,6 @@ const MONTHS: [&str; 12] = [
     "december",
 ];
 
-static DATE_MDY: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"(?i)\b(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.? (\d{1,2})(?:st|nd|rd|th)?,? (\d{4})\b").expect("valid regex")
-});
-static DATE_DMY: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"(?i)\b(\d{1,2})(?:st|nd|rd|th)? (?:of )?(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?,? (\d{4})\b").expect("valid regex")
-});
-static DATE_ISO: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b").expect("valid regex")
-});
-
 fn month_number(name: &str) -> Option<u32> {
     let n = name.to_lowercase();
     MONTHS
@@ -134,32 +214,36 @@ fn month_number(name: &str) -> Option<u32> {
         .map(|i| i as u32 + 1)
 }
 
-/// Rewrites dates written with month names, or as ISO, to `YYYY-MM-DD`.
-fn canonical_dates(s: &str) -> String {
-    let iso = |y: &str, m: u32, d: &str| -> Option<String> {
-        let d: u32 = d.parse().ok()?;
-        ((1..=31).contains(&d)).then(|| format!("{y}-{m:02}-{d:02}"))
-    };
-    let s = DATE_MDY.replace_all(s, |c: &regex::Captures<'_>| {
-        month_number(&c[1])
-            .and_then(|m| iso(&c[3], m, &c[2]))
-            .unwrap_or_else(|| c[0].to_string())
-    });
-    let s = DATE_DMY.replace_all(&s, |c: &regex::Captures<'_>| {
-        month_number(&c[2])
-            .and_then(|m| iso(&c[3], m, &c[1]))
-            .unwrap_or_else(|| c[0].to_string())
-    });
-    DATE_ISO
-        .replace_all(&s, |c: &regex::Captures<'_>| {
-            let m: u32 = c[2].parse().unwrap_or(0);
-            if (1..=12).contains(&m) {
-                iso(&c[1], m, &c[3]).unwrap_or_else(|| c[0].to_string())
-            } else {
-                c[0].to_string()
-            }
-        })
-        .into_owned()
+fn iso_date(y: &str, m: u32, d: &str) -> Option<String> {
+    let d: u32 = d.parse().ok()?;
+    ((1..=12).contains(&m) && (1..=31).contains(&d)).then(|| format!("{y}-{m:02}-{d:02}"))
+}
+
+/// Rewrites noise to stable placeholders: relative dates to `<recent>`, dates to
+/// `YYYY-MM-DD`, tokens to `<token>`.
+fn rewrite_noise(s: &str) -> std::borrow::Cow<'_, str> {
+    NOISE.replace_all(s, |c: &regex::Captures<'_>| {
+        let whole = c[0].to_string();
+        if c.name("rel").is_some() {
+            "<recent>".to_string()
+        } else if c.name("tok").is_some() {
+            "<token>".to_string()
+        } else if c.name("mdy").is_some() {
+            month_number(&c["mdy_m"])
+                .and_then(|m| iso_date(&c["mdy_y"], m, &c["mdy_d"]))
+                .unwrap_or(whole)
+        } else if c.name("dmy").is_some() {
+            month_number(&c["dmy_m"])
+                .and_then(|m| iso_date(&c["dmy_y"], m, &c["dmy_d"]))
+                .unwrap_or(whole)
+        } else {
+            c["iso_m"]
+                .parse()
+                .ok()
+                .and_then(|m| iso_date(&c["iso_y"], m, &c["iso_d"]))
+                .unwrap_or(whole)
+        }
+    })
 }
 
 /// SHA-256 (hex) of normalised text: the identity of a page's wording.
@@ -376,7 +460,7 @@ fn find_parts(parts: &[&str], text: &str) -> QuoteMatch {
 }
 
 static CRITICAL: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"(?i)\b(?:type\s+(?:iv|v|i{1,3}|\d)|\d+(?:[.,:/-]\d+)*|iso|iec|soc|gdpr|hipaa|ccpa|fedramp|pci|nist|eu|us|uk)\b").expect("valid regex")
+    regex::Regex::new(r"(?i)(?-u:\b)(?:type\s+(?:iv|v|i{1,3}|\d)|\d+(?:[.,:/-]\d+)*|iso|iec|soc|gdpr|hipaa|ccpa|fedramp|pci|nist|eu|us|uk)(?-u:\b)").expect("valid regex")
 });
 
 /// Numbers and standard names ("27001", "Type II", "SOC") of a text, in order, lowercased.

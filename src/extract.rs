@@ -329,36 +329,36 @@ fn is_block(name: &str) -> bool {
 /// Both texts of an HTML document (or of the parts matching `selector`).
 pub fn html_extract(html: &str, selector: Option<&str>) -> Extracted {
     let doc = Html::parse_document(html);
+    let mut sinks = Sinks::default();
     if let Some(sel) = selector.and_then(|s| Selector::parse(s).ok()) {
-        let mut b = TextBuilder::default();
         for el in top_level(doc.select(&sel)) {
-            walk(el, &mut b, Mode::All);
-            b.boundary();
+            walk(el, &mut sinks);
+            sinks.all.boundary();
         }
-        let (text, lines) = b.finish();
+        let (text, lines) = sinks.all.finish();
         return Extracted {
             wording: text.clone(),
             text,
             lines,
         };
     }
-    let mut all = TextBuilder::default();
-    walk(doc.tree.root(), &mut all, Mode::All);
-    let mut wording = TextBuilder::default();
-    let main = Selector::parse("main, [role=main]").expect("valid selector");
-    let mains = top_level(doc.select(&main));
-    if mains.is_empty() {
-        walk(doc.tree.root(), &mut wording, Mode::Page);
+    // One linear pass over the node arena decides which wording sink is needed, so the walk
+    // fills two sinks, not three.
+    sinks.saw_main = doc.tree.nodes().any(|n| {
+        n.value().as_element().is_some_and(|e| {
+            e.name() == "main" || e.attrs().any(|(k, v)| k == "role" && v.trim() == "main")
+        })
+    });
+    walk(doc.tree.root(), &mut sinks);
+    let (text, lines) = sinks.all.finish();
+    let wording = if sinks.saw_main {
+        sinks.main.finish().0
     } else {
-        for el in mains {
-            walk(el, &mut wording, Mode::Main);
-            wording.boundary();
-        }
-    }
-    let (text, lines) = all.finish();
+        sinks.page.finish().0
+    };
     Extracted {
         text,
-        wording: wording.finish().0,
+        wording,
         lines,
     }
 }
@@ -379,70 +379,109 @@ fn top_level<'a>(selected: scraper::html::Select<'a, '_>) -> Vec<ego_tree::NodeR
         .collect()
 }
 
-/// What a walk keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// Everything but script-like contents.
-    All,
-    /// Inside `<main>`: also without navigation, controls, dialogs and banners.
-    Main,
-    /// A page without `<main>`: additionally without the page header and footer.
-    Page,
+/// The three texts one walk produces.
+#[derive(Default)]
+struct Sinks {
+    /// Everything but script-like contents ([`Extracted::text`]).
+    all: TextBuilder,
+    /// Inside `<main>`, without navigation, controls, dialogs and banners.
+    main: TextBuilder,
+    /// The whole page without those and without the page header and footer (used when the
+    /// page has no `<main>`).
+    page: TextBuilder,
+    /// Whether the page has a `<main>` (or `role=main`) element: then only `main` is filled,
+    /// otherwise only `page`.
+    saw_main: bool,
 }
 
 static CONSENT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     regex::Regex::new(r"(?i)cookie[-_]?(?:banner|bar|consent|confirm|popup|pop-up|modal|dialog|overlay|prompt|wall|layer|accept)|consent[-_]?(?:banner|bar|manager|popup|modal|dialog|overlay)|gdpr[-_]?(?:banner|popup|consent)|onetrust|cookiebot|didomi|truste|osano|qc-cmp|cc-window|cc-banner|usercentrics|cookielaw|cmp-container").expect("valid regex")
 });
 
-/// Page furniture that is not the document's wording (for [`Mode::Main`] and [`Mode::Page`]).
-fn is_chrome(e: &scraper::node::Element, mode: Mode) -> bool {
-    if mode == Mode::All {
-        return false;
+/// The attributes extraction looks at, gathered in one pass over an element's attributes
+/// (scraper's `attr()` interns the name on every call, which dominates a walk).
+#[derive(Default)]
+struct Attrs<'a> {
+    id: Option<&'a str>,
+    class: Option<&'a str>,
+    role: Option<&'a str>,
+    style: Option<&'a str>,
+    alt: Option<&'a str>,
+    hidden: bool,
+    aria_hidden: bool,
+    aria_modal: bool,
+    open: bool,
+}
+
+impl<'a> Attrs<'a> {
+    fn of(e: &'a scraper::node::Element) -> Attrs<'a> {
+        let mut a = Attrs::default();
+        for (k, v) in e.attrs() {
+            match k {
+                "id" => a.id = Some(v),
+                "class" => a.class = Some(v),
+                "role" => a.role = Some(v.trim()),
+                "style" => a.style = Some(v),
+                "alt" => a.alt = Some(v),
+                "hidden" => a.hidden = true,
+                "aria-hidden" => a.aria_hidden = v.trim() == "true",
+                "aria-modal" => a.aria_modal = v.trim() == "true",
+                "open" => a.open = true,
+                _ => {}
+            }
+        }
+        a
     }
-    let name = e.name();
+}
+
+/// Page furniture that is not the document's wording: `(inside main, in a page without
+/// main)`. Inside `<main>` a header or footer belongs to the document; around it, to the site.
+fn chrome(name: &str, a: &Attrs<'_>) -> (bool, bool) {
     if matches!(
         name,
         "nav" | "aside" | "dialog" | "select" | "button" | "menu"
     ) {
-        return true;
+        return (true, true);
     }
-    if mode == Mode::Page && matches!(name, "header" | "footer") {
-        return true;
-    }
-    if let Some(role) = e.attr("role") {
-        let chrome_roles: &[&str] = if mode == Mode::Page {
-            &[
-                "navigation",
-                "search",
-                "dialog",
-                "alertdialog",
-                "complementary",
-                "banner",
-                "contentinfo",
-                "menu",
-                "menubar",
-            ]
-        } else {
-            &[
-                "navigation",
-                "search",
-                "dialog",
-                "alertdialog",
-                "complementary",
-                "menu",
-                "menubar",
-            ]
-        };
-        if chrome_roles.contains(&role.trim()) {
-            return true;
+    let page_only = matches!(name, "header" | "footer");
+    if let Some(role) = a.role {
+        match role {
+            "navigation" | "search" | "dialog" | "alertdialog" | "complementary" | "menu"
+            | "menubar" => return (true, true),
+            "banner" | "contentinfo" => return (false, true),
+            _ => {}
         }
     }
-    if e.attr("aria-modal") == Some("true") {
-        return true;
+    if a.aria_modal || a.id.is_some_and(consent_like) || a.class.is_some_and(consent_like) {
+        return (true, true);
     }
-    e.attr("id").is_some_and(|v| CONSENT.is_match(v))
-        || e.attr("class").is_some_and(|v| CONSENT.is_match(v))
+    (false, page_only)
 }
+
+/// Whether an id or class names a cookie or consent banner. A cheap substring test guards the
+/// regex, which runs on few elements.
+fn consent_like(v: &str) -> bool {
+    CONSENT_HINT.is_match(v) && CONSENT.is_match(v)
+}
+
+static CONSENT_HINT: std::sync::LazyLock<aho_corasick::AhoCorasick> =
+    std::sync::LazyLock::new(|| {
+        aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build([
+                "cookie",
+                "consent",
+                "gdpr",
+                "onetrust",
+                "didomi",
+                "truste",
+                "osano",
+                "cmp",
+                "cc-",
+                "usercentrics",
+            ])
+            .expect("valid patterns")
+    });
 
 /// Collects text into lines (one per block), with each line's [`LineInfo`].
 #[derive(Default)]
@@ -502,11 +541,13 @@ fn heading_level(name: &str) -> Option<u8> {
 
 /// Whether an element hides its content until a reader acts (a collapsed `<details>` is
 /// handled by the walk, since its `<summary>` stays visible).
-fn is_hidden(e: &scraper::node::Element) -> bool {
-    if e.attr("hidden").is_some() || e.attr("aria-hidden") == Some("true") {
+fn is_hidden(a: &Attrs<'_>) -> bool {
+    if a.hidden || a.aria_hidden {
         return true;
     }
-    if let Some(style) = e.attr("style") {
+    if let Some(style) = a.style
+        && (style.contains("none") || style.contains("hidden"))
+    {
         let compact: String = style
             .chars()
             .filter(|c| !c.is_whitespace())
@@ -516,7 +557,15 @@ fn is_hidden(e: &scraper::node::Element) -> bool {
             return true;
         }
     }
-    e.classes().any(|c| {
+    let Some(class) = a.class else { return false };
+    if !(class.contains("hid")
+        || class.contains("sr-only")
+        || class.contains("d-none")
+        || class.contains("hide"))
+    {
+        return false;
+    }
+    class.split_ascii_whitespace().any(|c| {
         matches!(
             c,
             "hidden"
@@ -537,26 +586,28 @@ struct Frame {
     heading: bool,
     hides: bool,
     unhides: bool,
+    main: bool,
+    chrome_main: bool,
+    chrome_page: bool,
 }
 
-/// Appends the text under `node` to `b`, iteratively (deeply nested pages must not overflow
-/// the stack).
-fn walk(node: ego_tree::NodeRef<'_, Node>, b: &mut TextBuilder, mode: Mode) {
+/// Walks the tree under `node` once, iteratively (deeply nested pages must not overflow the
+/// stack), feeding all three sinks.
+fn walk(node: ego_tree::NodeRef<'_, Node>, sinks: &mut Sinks) {
     use ego_tree::iter::Edge;
     let mut stack: Vec<Frame> = Vec::new();
     let mut skipping = 0usize;
     let mut hidden = 0usize;
+    let mut in_main = 0usize;
+    let mut chrome_main = 0usize;
+    let mut chrome_page = 0usize;
     let mut headings: Vec<u8> = Vec::new();
-    let info = |headings: &[u8], hidden: usize| LineInfo {
-        heading: headings.last().copied(),
-        hidden: hidden > 0,
-    };
     for edge in node.traverse() {
         match edge {
             Edge::Open(n) => match n.value() {
                 Node::Element(e) => {
                     let name = e.name();
-                    if skipping > 0 || is_skipped(name) || is_chrome(e, mode) {
+                    if skipping > 0 || is_skipped(name) {
                         skipping += 1;
                         stack.push(Frame {
                             skipped: true,
@@ -564,19 +615,25 @@ fn walk(node: ego_tree::NodeRef<'_, Node>, b: &mut TextBuilder, mode: Mode) {
                             heading: false,
                             hides: false,
                             unhides: false,
+                            main: false,
+                            chrome_main: false,
+                            chrome_page: false,
                         });
                         continue;
                     }
                     let block = is_block(name);
                     if block {
-                        b.boundary();
+                        sinks.all.boundary();
+                        sinks.main.boundary();
+                        sinks.page.boundary();
                     }
                     let level = heading_level(name);
                     if let Some(l) = level {
                         headings.push(l);
                     }
-                    let collapsed_details = name == "details" && e.attr("open").is_none();
-                    let hides = collapsed_details || is_hidden(e);
+                    let attrs = Attrs::of(e);
+                    let collapsed_details = name == "details" && !attrs.open;
+                    let hides = collapsed_details || is_hidden(&attrs);
                     if hides {
                         hidden += 1;
                     }
@@ -589,25 +646,62 @@ fn walk(node: ego_tree::NodeRef<'_, Node>, b: &mut TextBuilder, mode: Mode) {
                     if unhides {
                         hidden -= 1;
                     }
+                    let main = name == "main" || attrs.role == Some("main");
+                    if main {
+                        in_main += 1;
+                    }
+                    let (cm, cp) = chrome(name, &attrs);
+                    chrome_main += usize::from(cm);
+                    chrome_page += usize::from(cp);
                     stack.push(Frame {
                         skipped: false,
                         block,
                         heading: level.is_some(),
                         hides,
                         unhides,
+                        main,
+                        chrome_main: cm,
+                        chrome_page: cp,
                     });
-                    match name {
-                        "br" => b.boundary(),
-                        "img" | "area" => {
-                            if let Some(alt) = e.attr("alt").filter(|a| !a.trim().is_empty()) {
-                                b.text(&format!(" {} ", alt.trim()), info(&headings, hidden));
-                            }
+                    let info = LineInfo {
+                        heading: headings.last().copied(),
+                        hidden: hidden > 0,
+                    };
+                    let piece = match name {
+                        "br" => {
+                            sinks.all.boundary();
+                            sinks.main.boundary();
+                            sinks.page.boundary();
+                            None
                         }
-                        "td" | "th" => b.text(" ", info(&headings, hidden)),
-                        _ => {}
+                        "img" | "area" => attrs.alt.map(str::trim).filter(|a| !a.is_empty()),
+                        "td" | "th" => Some(""),
+                        _ => None,
+                    };
+                    if let Some(p) = piece {
+                        let padded = format!(" {p} ");
+                        push_text(
+                            sinks,
+                            &padded,
+                            info,
+                            in_main > 0 && chrome_main == 0,
+                            chrome_page == 0,
+                        );
                     }
                 }
-                Node::Text(t) if skipping == 0 => b.text(t, info(&headings, hidden)),
+                Node::Text(t) if skipping == 0 => {
+                    let info = LineInfo {
+                        heading: headings.last().copied(),
+                        hidden: hidden > 0,
+                    };
+                    push_text(
+                        sinks,
+                        t,
+                        info,
+                        in_main > 0 && chrome_main == 0,
+                        chrome_page == 0,
+                    );
+                }
                 _ => {}
             },
             Edge::Close(n) => {
@@ -620,7 +714,9 @@ fn walk(node: ego_tree::NodeRef<'_, Node>, b: &mut TextBuilder, mode: Mode) {
                     continue;
                 }
                 if f.block {
-                    b.boundary();
+                    sinks.all.boundary();
+                    sinks.main.boundary();
+                    sinks.page.boundary();
                 }
                 if f.heading {
                     headings.pop();
@@ -631,8 +727,24 @@ fn walk(node: ego_tree::NodeRef<'_, Node>, b: &mut TextBuilder, mode: Mode) {
                 if f.unhides {
                     hidden += 1;
                 }
+                if f.main {
+                    in_main -= 1;
+                }
+                chrome_main -= usize::from(f.chrome_main);
+                chrome_page -= usize::from(f.chrome_page);
             }
         }
+    }
+}
+
+fn push_text(sinks: &mut Sinks, t: &str, info: LineInfo, to_main: bool, to_page: bool) {
+    sinks.all.text(t, info);
+    if sinks.saw_main {
+        if to_main {
+            sinks.main.text(t, info);
+        }
+    } else if to_page {
+        sinks.page.text(t, info);
     }
 }
 

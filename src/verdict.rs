@@ -280,16 +280,13 @@ pub fn judge(
             redirects,
         } => {
             let doc = evidence::Doc::new(extracted);
-            let wording = evidence::comparable(&extracted.wording);
-            let hash = evidence::text_hash(&wording);
-            let mut j = judge_content(citation, &doc, &wording, baseline);
-            j.text_hash = Some(hash.clone());
-            j.fingerprint = hash;
+            let mut j = judge_content(citation, &doc, extracted, baseline);
+            j.text_hash = Some(evidence::text_hash(&doc.text));
             if let Some(target) = moved_to {
                 if matches!(j.verdict, Verdict::Verified | Verdict::Unchanged) {
                     j.detail = format!("permanently redirected to {target}; {}", j.detail);
                     j.verdict = Verdict::Moved;
-                    j.fingerprint = format!("moved:{target}:{}", j.fingerprint);
+                    j.fingerprint = format!("moved:{target}");
                 } else {
                     j.also.push(Verdict::Moved);
                 }
@@ -342,14 +339,23 @@ fn judge_failure(
     Judgement::new(verdict, detail, format!("{}:{}", class.as_str(), verdict))
 }
 
-/// Judges readable content against the quote, absent terms and baseline.
+/// Judges readable content against the quote, absent terms and baseline. Sets the
+/// fingerprint that keeps a closed queue item closed: what the verdict rests on (the variant
+/// found, the context, the page's wording), never raw bytes, so noise does not reopen items.
 fn judge_content(
     citation: &Citation,
     doc: &evidence::Doc<'_>,
-    wording: &str,
+    extracted: &Extracted,
     baseline: Option<&Extracted>,
 ) -> Judgement {
     let text = doc.text.as_str();
+    // The comparable wording costs a pass over the page; only some verdicts need it.
+    let wording_cell = std::cell::OnceCell::new();
+    let wording = || {
+        wording_cell
+            .get_or_init(|| evidence::comparable(&extracted.wording))
+            .as_str()
+    };
     let mut j = Judgement::new(Verdict::Verified, "", "");
     if text.is_empty() {
         let why = match &citation.selector {
@@ -362,24 +368,31 @@ fn judge_content(
             Verdict::Changed
         };
         j.detail = why;
+        j.fingerprint = "empty".into();
         return j;
     }
     match &citation.quote {
-        Some(quote) => judge_quote(citation, &evidence::normalise(quote), doc, baseline, &mut j),
+        Some(quote) => {
+            judge_quote(citation, &evidence::normalise(quote), doc, baseline, &mut j);
+            if j.verdict == Verdict::Missing {
+                j.fingerprint = format!("missing:{}", evidence::text_hash(wording()));
+            }
+        }
         None => {
             let base = baseline.map(|b| evidence::comparable(&b.wording));
+            j.fingerprint = evidence::text_hash(wording());
             match base {
                 None => {
                     j.verdict = Verdict::Unchanged;
                     j.detail = "first reading; recorded as baseline".into();
                 }
-                Some(b) if b == wording => {
+                Some(b) if b == wording() => {
                     j.verdict = Verdict::Unchanged;
                     j.detail = "wording unchanged since baseline".into();
                 }
                 Some(b) => {
                     j.verdict = Verdict::Changed;
-                    j.detail = change_summary(&b, wording);
+                    j.detail = change_summary(&b, wording());
                 }
             }
         }
@@ -403,6 +416,7 @@ fn judge_content(
             };
             j.verdict = Verdict::Appeared;
             j.detail = format!("absent term appeared: {what}{also_changed}");
+            j.fingerprint = format!("appeared:{}", evidence::text_hash(&what));
         } else {
             j.also.push(Verdict::Appeared);
             j.detail = format!("{}; absent term appeared: {what}", j.detail);
@@ -440,6 +454,7 @@ fn judge_quote(
             match shift {
                 Some((shifts, before_ctx)) => {
                     j.verdict = Verdict::ContextChanged;
+                    j.fingerprint = format!("context:{}", evidence::text_hash(&now_ctx));
                     j.detail = format!(
                         "the quote stands but the sentence around it changed ({}): was \"{before_ctx}\", now \"{now_ctx}\"",
                         shifts.join(", ")
@@ -462,6 +477,7 @@ fn judge_quote(
             j.link = Some(evidence::text_fragment(&citation.url, text, start, end));
             j.location = doc.location(start);
             j.verdict = Verdict::Drifted;
+            j.fingerprint = format!("drifted:{}", evidence::text_hash(&found));
             j.detail = format!("close variant found ({why}): \"{found}\"");
             j.found = Some(found);
         }
