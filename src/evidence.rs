@@ -1136,6 +1136,35 @@ mod tests {
     }
 
     #[test]
+    fn quotes_span_elements_and_can_be_long() {
+        let ex = crate::extract::html_extract(
+            "<p>We support:</p><ul><li>SOC 2 <em>Type II</em></li><li>ISO&nbsp;27001</li></ul><p>See <a href='/x'>our trust center</a>.</p>",
+            None,
+        );
+        let doc = Doc::new(&ex);
+        assert!(matches!(
+            find_quote(
+                "We support: SOC 2 Type II ISO 27001 See our trust center.",
+                &doc.text
+            ),
+            QuoteMatch::Exact { .. }
+        ));
+        let long = "Customer data is processed only on documented instructions. ".repeat(12);
+        let page = normalise(&format!("Intro. {long} Outro."));
+        assert!(matches!(
+            find_quote(&normalise(&long), &page),
+            QuoteMatch::Exact { .. }
+        ));
+        let drifted = page.replacen("documented", "written", 1);
+        match find_quote(&normalise(&long), &drifted) {
+            QuoteMatch::Near { similarity, .. } => {
+                assert!(similarity > 0.98 && similarity < 1.0, "{similarity}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn text_hash_is_stable() {
         assert_eq!(text_hash("a"), text_hash("a"));
         assert_ne!(text_hash("a"), text_hash("b"));

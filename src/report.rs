@@ -284,6 +284,13 @@ pub fn report_md(s: &State<'_>) -> String {
                     }
                     if let Some(found) = &st.found {
                         let _ = writeln!(out, "  - page now says: “{}”", md_escape(found));
+                        if let (Some(quote), Verdict::Drifted) = (&st.citation.quote, st.verdict) {
+                            let _ = writeln!(
+                                out,
+                                "  - quote → page: {}",
+                                word_diff(&crate::evidence::normalise(quote), found)
+                            );
+                        }
                     }
                     if let Some(loc) = &st.location {
                         let _ = writeln!(out, "  - found under: {}", md_escape(loc));
