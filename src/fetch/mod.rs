@@ -7,6 +7,7 @@
 //! or the database.
 
 pub mod guard;
+pub mod robots;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

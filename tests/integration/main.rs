@@ -4,5 +4,6 @@
 mod check;
 mod env;
 mod replay;
+mod robots_conformance;
 mod run;
 mod site;
