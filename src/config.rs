@@ -194,7 +194,11 @@ pub fn resolve(flags: FlagValues, file: FileConfig) -> Result<Settings, ConfigEr
         fetch: FetchConfig {
             rate,
             concurrency,
-            allow_private: flags.allow_private || file.allow_private.unwrap_or(false),
+            addresses: if flags.allow_private || file.allow_private.unwrap_or(false) {
+                crate::fetch::guard::AddressPolicy::Any
+            } else {
+                crate::fetch::guard::AddressPolicy::PublicOnly
+            },
             user_agent,
             ..FetchConfig::default()
         },
@@ -222,7 +226,7 @@ mod tests {
         assert_eq!(s.fetch.concurrency, 3);
         assert_eq!(s.confirm.failures, 5);
         assert_eq!(s.confirm.hours, 48);
-        assert!(s.fetch.allow_private);
+        assert_eq!(s.fetch.addresses, crate::fetch::guard::AddressPolicy::Any);
         assert_eq!(
             s.fetch.user_agent,
             "citewatch/9 (+https://example.org/contact)"
@@ -274,6 +278,9 @@ mod tests {
         let defaults = resolve(FlagValues::default(), FileConfig::default()).unwrap();
         assert_eq!(defaults.fetch.rate, 1.0);
         assert!(defaults.fetch.user_agent.starts_with("citewatch/"));
-        assert!(!defaults.fetch.allow_private);
+        assert_eq!(
+            defaults.fetch.addresses,
+            crate::fetch::guard::AddressPolicy::PublicOnly
+        );
     }
 }

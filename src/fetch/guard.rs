@@ -86,23 +86,44 @@ fn v6_range(ip: Ipv6Addr) -> Option<&'static str> {
     Some(r)
 }
 
-/// Checks one address against the guard.
-pub fn check_ip(ip: IpAddr, allow_private: bool) -> Result<(), Refused> {
-    if allow_private {
-        return Ok(());
-    }
-    match non_public_range(ip) {
-        None => Ok(()),
-        Some(range) => Err(Refused { addr: ip, range }),
+/// Which addresses the fetcher may connect to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AddressPolicy {
+    /// Public unicast addresses only (the default).
+    #[default]
+    PublicOnly,
+    /// Anything (`--allow-private`).
+    Any,
+    /// Loopback only, public addresses refused too: for tests and benchmarks, so that even a
+    /// wrong test cannot send a packet beyond this machine.
+    LoopbackOnly,
+}
+
+/// Checks one address against the policy.
+pub fn check_ip(ip: IpAddr, policy: AddressPolicy) -> Result<(), Refused> {
+    let range = non_public_range(ip);
+    let loopback = ip.is_loopback()
+        || matches!(ip, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()));
+    match policy {
+        AddressPolicy::Any => Ok(()),
+        AddressPolicy::PublicOnly => match range {
+            None => Ok(()),
+            Some(range) => Err(Refused { addr: ip, range }),
+        },
+        AddressPolicy::LoopbackOnly if loopback => Ok(()),
+        AddressPolicy::LoopbackOnly => Err(Refused {
+            addr: ip,
+            range: range.unwrap_or("public, refused in loopback-only mode"),
+        }),
     }
 }
 
 /// Checks a URL's host when it is an IP literal (any spelling the URL parser accepts, e.g.
 /// `2130706433` or `0x7f000001`, is already normalised to an address by then).
-pub fn check_host(url: &url::Url, allow_private: bool) -> Result<(), Refused> {
+pub fn check_host(url: &url::Url, policy: AddressPolicy) -> Result<(), Refused> {
     match url.host() {
-        Some(url::Host::Ipv4(v4)) => check_ip(IpAddr::V4(v4), allow_private),
-        Some(url::Host::Ipv6(v6)) => check_ip(IpAddr::V6(v6), allow_private),
+        Some(url::Host::Ipv4(v4)) => check_ip(IpAddr::V4(v4), policy),
+        Some(url::Host::Ipv6(v6)) => check_ip(IpAddr::V6(v6), policy),
         _ => Ok(()),
     }
 }
@@ -110,19 +131,19 @@ pub fn check_host(url: &url::Url, allow_private: bool) -> Result<(), Refused> {
 /// A DNS resolver that drops non-public answers, failing with [`Refused`] when none is left.
 #[derive(Debug, Clone)]
 pub struct GuardedResolver {
-    allow_private: bool,
+    policy: AddressPolicy,
 }
 
 impl GuardedResolver {
-    /// A resolver applying the guard unless `allow_private`.
-    pub fn new(allow_private: bool) -> Arc<Self> {
-        Arc::new(GuardedResolver { allow_private })
+    /// A resolver applying `policy` to every answer.
+    pub fn new(policy: AddressPolicy) -> Arc<Self> {
+        Arc::new(GuardedResolver { policy })
     }
 }
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
-        let allow_private = self.allow_private;
+        let policy = self.policy;
         Box::pin(async move {
             let host = name.as_str().to_string();
             let addrs: Vec<SocketAddr> =
@@ -130,7 +151,7 @@ impl Resolve for GuardedResolver {
             let mut refused = None;
             let allowed: Vec<SocketAddr> = addrs
                 .into_iter()
-                .filter(|a| match check_ip(a.ip(), allow_private) {
+                .filter(|a| match check_ip(a.ip(), policy) {
                     Ok(()) => true,
                     Err(r) => {
                         refused.get_or_insert(r);
@@ -248,9 +269,27 @@ mod tests {
             "http://169.254.169.254/latest/",
         ] {
             let url = url::Url::parse(u).unwrap();
-            assert!(check_host(&url, false).is_err(), "{u} should be refused");
-            assert!(check_host(&url, true).is_ok());
+            assert!(
+                check_host(&url, AddressPolicy::PublicOnly).is_err(),
+                "{u} should be refused"
+            );
+            assert!(check_host(&url, AddressPolicy::Any).is_ok());
         }
-        assert!(check_host(&url::Url::parse("https://example.com/").unwrap(), false).is_ok());
+        assert!(
+            check_host(
+                &url::Url::parse("https://example.com/").unwrap(),
+                AddressPolicy::PublicOnly
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn loopback_only_refuses_everything_else() {
+        let ok = |s: &str| check_ip(s.parse().unwrap(), AddressPolicy::LoopbackOnly).is_ok();
+        assert!(ok("127.0.0.1") && ok("127.9.9.9") && ok("::1") && ok("::ffff:127.0.0.1"));
+        assert!(
+            !ok("8.8.8.8") && !ok("10.0.0.1") && !ok("169.254.169.254") && !ok("2606:4700::1111")
+        );
     }
 }

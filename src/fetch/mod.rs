@@ -29,8 +29,8 @@ pub struct FetchConfig {
     pub rate: f64,
     /// Requests in flight across all hosts.
     pub concurrency: usize,
-    /// Lift the address guard (tests, intranets).
-    pub allow_private: bool,
+    /// Which addresses may be contacted (`--allow-private` lifts the guard).
+    pub addresses: guard::AddressPolicy,
     /// The User-Agent header.
     pub user_agent: String,
     /// Deadline for one request, connection to last body byte.
@@ -52,7 +52,7 @@ impl Default for FetchConfig {
         FetchConfig {
             rate: 1.0,
             concurrency: 8,
-            allow_private: false,
+            addresses: guard::AddressPolicy::PublicOnly,
             user_agent: default_user_agent(),
             timeout: Duration::from_secs(30),
             max_body_bytes: 20 * 1024 * 1024,
@@ -179,6 +179,9 @@ struct HostPacer {
     /// One request in flight per host: the rate bounds starts, this bounds overlap, so a slow
     /// host never has several of our requests open at once.
     in_flight: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Per-host spacing longer than the quota's (robots.txt `Crawl-delay`), applied by pushing
+    /// `next_allowed` after each request.
+    min_interval: Mutex<HashMap<String, Duration>>,
 }
 
 impl HostPacer {
@@ -190,10 +193,12 @@ impl HostPacer {
             governor: RateLimiter::keyed(quota),
             next_allowed: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
+            min_interval: Mutex::new(HashMap::new()),
         }
     }
 
     fn host_slot(&self, host: &str) -> Arc<Semaphore> {
+        // (cloned out of the map so the map's lock is not held while waiting)
         let mut map = self.in_flight.lock().expect("pacer lock");
         map.entry(host.to_string())
             .or_insert_with(|| Arc::new(Semaphore::new(1)))
@@ -217,6 +222,27 @@ impl HostPacer {
         self.governor.until_key_ready(&host.to_string()).await;
     }
 
+    /// Spaces requests to `host` at least `interval` apart from now on.
+    fn set_min_interval(&self, host: &str, interval: Duration) {
+        self.min_interval
+            .lock()
+            .expect("pacer lock")
+            .insert(host.to_string(), interval);
+    }
+
+    /// Records that a request to `host` was just sent.
+    fn after_request(&self, host: &str) {
+        let interval = self
+            .min_interval
+            .lock()
+            .expect("pacer lock")
+            .get(host)
+            .copied();
+        if let Some(i) = interval {
+            self.push_back(host, i);
+        }
+    }
+
     /// Makes `host` wait at least `delay` before its next request.
     fn push_back(&self, host: &str, delay: Duration) {
         let t = Instant::now() + delay;
@@ -234,12 +260,53 @@ pub struct Fetcher {
     cfg: FetchConfig,
     pacer: HostPacer,
     global: Semaphore,
+    /// robots.txt per origin, fetched at most once per run (the cell makes concurrent askers
+    /// wait for the one fetch).
+    robots: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<RobotsRules>>>>,
+    /// The product token matched against robots.txt groups (`citewatch`).
+    agent: String,
+}
+
+/// What an origin's robots.txt says for this run.
+#[derive(Debug, Clone)]
+pub enum RobotsRules {
+    /// Rules to obey (an empty set when the file is missing: RFC 9309 "unavailable").
+    Rules(robots::Robots),
+    /// The file could not be read (5xx, 429, network, or the address guard refused the
+    /// origin): nothing on the origin is fetched this run (RFC 9309 "unreachable").
+    Unreachable {
+        /// Transient, or Blocked when the guard refused the address.
+        class: FailureClass,
+        /// Why.
+        detail: String,
+    },
+}
+
+/// Longest `Crawl-delay` honoured; a longer one is treated as this.
+pub const MAX_CRAWL_DELAY: Duration = Duration::from_secs(30);
+
+/// A response with the permits that were held to send it (released when it is dropped, after
+/// the body has been read).
+struct Sent<'a> {
+    resp: reqwest::Response,
+    _host: tokio::sync::OwnedSemaphorePermit,
+    _global: tokio::sync::SemaphorePermit<'a>,
 }
 
 /// The fetcher could not be built.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot build HTTP client: {0}")]
 pub struct BuildError(#[from] reqwest::Error);
+
+/// `scheme://host:port` of a URL: the scope of a robots.txt.
+pub fn origin(url: &Url) -> String {
+    format!(
+        "{}://{}:{}",
+        url.scheme(),
+        url.host_str().unwrap_or(""),
+        url.port_or_known_default().unwrap_or(0)
+    )
+}
 
 /// Host key for pacing: host and port, so distinct ports are distinct hosts.
 pub fn host_key(url: &Url) -> String {
@@ -257,7 +324,7 @@ impl Fetcher {
             .user_agent(cfg.user_agent.clone())
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
-            .dns_resolver(guard::GuardedResolver::new(cfg.allow_private))
+            .dns_resolver(guard::GuardedResolver::new(cfg.addresses))
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
             .http1_max_headers(200)
@@ -266,6 +333,8 @@ impl Fetcher {
             client,
             pacer: HostPacer::new(cfg.rate),
             global: Semaphore::new(cfg.concurrency.max(1)),
+            robots: Mutex::new(HashMap::new()),
+            agent: robots::product_token(&cfg.user_agent).to_ascii_lowercase(),
             cfg,
         })
     }
@@ -332,35 +401,49 @@ impl Fetcher {
         let mut current = url.clone();
         let mut hops: Vec<Hop> = Vec::new();
         loop {
-            if let Err(refused) = guard::check_host(&current, self.cfg.allow_private) {
+            if let Err(refused) = guard::check_host(&current, self.cfg.addresses) {
                 return (
                     failed(FailureClass::Blocked, None, refused.to_string(), hops),
                     None,
                 );
             }
-            let host = host_key(&current);
-            let slot = self.pacer.host_slot(&host);
-            let _host_permit = slot.acquire().await.expect("semaphore open");
-            self.pacer.ready(&host).await;
-            let _permit = self.global.acquire().await.expect("semaphore open");
-            let mut req = self
-                .client
-                .get(current.clone())
-                .header(header::ACCEPT, "text/html,application/xhtml+xml,application/pdf;q=0.9,text/plain;q=0.8,*/*;q=0.5")
-                .header(header::ACCEPT_LANGUAGE, "en");
-            if let Some(etag) = &validators.etag {
-                req = req.header(header::IF_NONE_MATCH, etag);
-            }
-            if let Some(lm) = &validators.last_modified {
-                req = req.header(header::IF_MODIFIED_SINCE, lm);
-            }
-            let resp = match req.send().await {
-                Ok(r) => r,
-                Err(e) => {
-                    let (class, detail) = classify_error(&e);
-                    return (failed(class, None, detail, hops), None);
+            match self.robots_for(&current).await {
+                RobotsRules::Rules(r) if !r.allowed(&self.agent, current.as_str()) => {
+                    let detail = format!(
+                        "robots.txt of {} disallows {} for {}",
+                        origin(&current),
+                        robots::path_params_query(current.as_str()),
+                        self.agent
+                    );
+                    return (
+                        failed(FailureClass::Blocked, None, crate::redact(&detail), hops),
+                        None,
+                    );
                 }
+                RobotsRules::Rules(_) => {}
+                RobotsRules::Unreachable {
+                    class: FailureClass::Blocked,
+                    detail,
+                } => {
+                    return (failed(FailureClass::Blocked, None, detail, hops), None);
+                }
+                RobotsRules::Unreachable { detail, .. } => {
+                    let detail = format!(
+                        "robots.txt of {} could not be read ({detail}); nothing there is fetched this run",
+                        origin(&current)
+                    );
+                    return (failed(FailureClass::Transient, None, detail, hops), None);
+                }
+            }
+            let sent = match self.send(&current, Some(validators)).await {
+                Ok(s) => s,
+                Err((class, detail)) => return (failed(class, None, detail, hops), None),
             };
+            let Sent {
+                resp,
+                _host: _host_permit,
+                _global: _global_permit,
+            } = sent;
             let status = resp.status();
             if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
                 let Some(location) = resp
@@ -464,6 +547,138 @@ impl Fetcher {
                 Err((class, detail)) => (failed(class, Some(status.as_u16()), detail, hops), None),
             };
         }
+    }
+
+    /// Sends one GET, paced for its host and within the global limit, after the address
+    /// guard has passed it.
+    async fn send(
+        &self,
+        url: &Url,
+        validators: Option<&Validators>,
+    ) -> Result<Sent<'_>, (FailureClass, String)> {
+        if let Err(refused) = guard::check_host(url, self.cfg.addresses) {
+            return Err((FailureClass::Blocked, refused.to_string()));
+        }
+        let host = host_key(url);
+        let slot = self.pacer.host_slot(&host);
+        let host_permit = slot.acquire_owned().await.expect("semaphore open");
+        self.pacer.ready(&host).await;
+        let global = self.global.acquire().await.expect("semaphore open");
+        let mut req = self
+            .client
+            .get(url.clone())
+            .header(
+                header::ACCEPT,
+                "text/html,application/xhtml+xml,application/pdf;q=0.9,text/plain;q=0.8,*/*;q=0.5",
+            )
+            .header(header::ACCEPT_LANGUAGE, "en");
+        if let Some(v) = validators {
+            if let Some(etag) = &v.etag {
+                req = req.header(header::IF_NONE_MATCH, etag);
+            }
+            if let Some(lm) = &v.last_modified {
+                req = req.header(header::IF_MODIFIED_SINCE, lm);
+            }
+        }
+        let resp = req.send().await.map_err(|e| classify_error(&e))?;
+        self.pacer.after_request(&host);
+        Ok(Sent {
+            resp,
+            _host: host_permit,
+            _global: global,
+        })
+    }
+
+    /// The robots.txt rules of `url`'s origin, fetching them on first use in this run.
+    pub async fn robots_for(&self, url: &Url) -> RobotsRules {
+        let key = origin(url);
+        let cell = {
+            let mut map = self.robots.lock().expect("robots lock");
+            map.entry(key.clone())
+                .or_insert_with(|| Arc::new(tokio::sync::OnceCell::new()))
+                .clone()
+        };
+        cell.get_or_init(|| async {
+            let rules = self.fetch_robots(&key).await;
+            if let RobotsRules::Rules(r) = &rules
+                && let Some(delay) = r.crawl_delay(&self.agent)
+            {
+                let host = host_key(url);
+                self.pacer
+                    .set_min_interval(&host, delay.min(MAX_CRAWL_DELAY));
+            }
+            rules
+        })
+        .await
+        .clone()
+    }
+
+    /// Fetches `origin/robots.txt` (RFC 9309): 2xx → its rules; 4xx (and too many redirects)
+    /// → no rules; 5xx, 429 or a network error → unreachable for this run. Redirects are
+    /// followed up to five hops, each through the guard; at most 500 KiB is parsed.
+    async fn fetch_robots(&self, origin: &str) -> RobotsRules {
+        let Ok(mut url) = Url::parse(&format!("{origin}/robots.txt")) else {
+            return RobotsRules::Rules(robots::Robots::allow_all());
+        };
+        for _ in 0..=5 {
+            let sent = match self.send(&url, None).await {
+                Ok(s) => s,
+                Err((class, detail)) => {
+                    let class = if class == FailureClass::Blocked {
+                        class
+                    } else {
+                        FailureClass::Transient
+                    };
+                    return RobotsRules::Unreachable { class, detail };
+                }
+            };
+            let status = sent.resp.status();
+            if status.is_redirection() {
+                let next = sent
+                    .resp
+                    .headers()
+                    .get(header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|l| url.join(l).ok());
+                match next {
+                    Some(n) if matches!(n.scheme(), "http" | "https") => {
+                        url = n;
+                        continue;
+                    }
+                    _ => return RobotsRules::Rules(robots::Robots::allow_all()),
+                }
+            }
+            if status.is_success() {
+                let mut resp = sent.resp;
+                let mut body = Vec::new();
+                loop {
+                    match resp.chunk().await {
+                        Ok(Some(c)) => {
+                            body.extend_from_slice(&c);
+                            if body.len() >= robots::MAX_ROBOTS_BYTES {
+                                break;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            return RobotsRules::Unreachable {
+                                class: FailureClass::Transient,
+                                detail: classify_error(&e).1,
+                            };
+                        }
+                    }
+                }
+                return RobotsRules::Rules(robots::Robots::parse(&body));
+            }
+            if status.as_u16() == 429 || status.is_server_error() {
+                return RobotsRules::Unreachable {
+                    class: FailureClass::Transient,
+                    detail: format!("HTTP {}", status.as_u16()),
+                };
+            }
+            return RobotsRules::Rules(robots::Robots::allow_all());
+        }
+        RobotsRules::Rules(robots::Robots::allow_all())
     }
 
     /// Streams the body, stopping at the cap (so a compression bomb costs at most the cap).

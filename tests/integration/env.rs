@@ -164,7 +164,8 @@ pub fn test_fetch_config() -> FetchConfig {
     FetchConfig {
         rate: 200.0,
         concurrency: 8,
-        allow_private: true,
+        // Loopback only: even a wrong test cannot reach beyond this machine.
+        addresses: citewatch::fetch::guard::AddressPolicy::LoopbackOnly,
         timeout: Duration::from_secs(5),
         retries: 1,
         backoff: Duration::from_millis(10),

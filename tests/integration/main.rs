@@ -3,6 +3,7 @@
 
 mod check;
 mod env;
+mod fetch;
 mod replay;
 mod robots_conformance;
 mod run;

@@ -482,7 +482,7 @@ async fn loopback_is_refused_without_allow_private() {
     )]);
     let store = env.store().await;
     let mut opts = env.options(at("2026-08-01T00:00:00Z"));
-    opts.fetch.allow_private = false;
+    opts.fetch.addresses = citewatch::fetch::guard::AddressPolicy::PublicOnly;
     pipeline::run(&env.registry(), &store, &env.snapshot_store(), &opts)
         .await
         .unwrap();

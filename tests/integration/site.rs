@@ -16,6 +16,8 @@ pub struct Page {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Send the body one byte at a time with this pause between bytes (a slow-drip server).
+    pub drip: Option<std::time::Duration>,
 }
 
 impl Page {
@@ -25,6 +27,7 @@ impl Page {
             status: 200,
             headers: vec![("content-type".into(), "text/html; charset=utf-8".into())],
             body: body.as_bytes().to_vec(),
+            drip: None,
         }
     }
 
@@ -34,6 +37,17 @@ impl Page {
             status,
             headers: vec![],
             body: vec![],
+            drip: None,
+        }
+    }
+
+    /// A page with these raw bytes and Content-Type.
+    pub fn bytes(content_type: &str, body: Vec<u8>) -> Page {
+        Page {
+            status: 200,
+            headers: vec![("content-type".into(), content_type.into())],
+            body,
+            drip: None,
         }
     }
 
@@ -43,6 +57,7 @@ impl Page {
             status,
             headers: vec![("location".into(), location.into())],
             body: vec![],
+            drip: None,
         }
     }
 
@@ -56,6 +71,10 @@ impl Page {
 #[derive(Default)]
 struct State {
     pages: HashMap<String, Page>,
+    /// Responses served in order before falling back to `pages`.
+    queued: HashMap<String, std::collections::VecDeque<Page>>,
+    /// When each request arrived, per path.
+    times: HashMap<String, Vec<std::time::Instant>>,
     hits: HashMap<String, usize>,
     /// Request headers of the latest request per path.
     last_headers: HashMap<String, HeaderMap>,
@@ -94,6 +113,26 @@ impl Site {
         self.state.lock().unwrap().pages.insert(path.into(), page);
     }
 
+    /// Serves these responses, in order, before the page set with [`Site::set`].
+    pub fn queue(&self, path: &str, pages: Vec<Page>) {
+        self.state
+            .lock()
+            .unwrap()
+            .queued
+            .insert(path.into(), pages.into());
+    }
+
+    /// Arrival times of the requests for `path`.
+    pub fn times(&self, path: &str) -> Vec<std::time::Instant> {
+        self.state
+            .lock()
+            .unwrap()
+            .times
+            .get(path)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Requests received for `path`.
     pub fn hits(&self, path: &str) -> usize {
         self.state
@@ -125,8 +164,13 @@ fn serve(state: &Mutex<State>, req: Request<Body>) -> Response<Body> {
     let path = req.uri().path().to_string();
     let mut s = state.lock().unwrap();
     *s.hits.entry(path.clone()).or_default() += 1;
+    s.times
+        .entry(path.clone())
+        .or_default()
+        .push(std::time::Instant::now());
     s.last_headers.insert(path.clone(), req.headers().clone());
-    let Some(page) = s.pages.get(&path).cloned() else {
+    let queued = s.queued.get_mut(&path).and_then(|q| q.pop_front());
+    let Some(page) = queued.or_else(|| s.pages.get(&path).cloned()) else {
         return Response::builder()
             .status(404)
             .body(Body::from("not found"))
@@ -155,5 +199,26 @@ fn serve(state: &Mutex<State>, req: Request<Body>) -> Response<Body> {
             HeaderValue::from_str(v).unwrap(),
         );
     }
-    resp.body(Body::from(page.body)).unwrap()
+    match page.drip {
+        None => resp.body(Body::from(page.body)).unwrap(),
+        Some(pause) => {
+            let bytes = page.body;
+            let stream = futures_util::stream::unfold(0usize, move |i| {
+                let bytes = bytes.clone();
+                async move {
+                    if i >= bytes.len() {
+                        return None;
+                    }
+                    tokio::time::sleep(pause).await;
+                    Some((
+                        Ok::<_, std::io::Error>(axum::body::Bytes::copy_from_slice(
+                            &bytes[i..i + 1],
+                        )),
+                        i + 1,
+                    ))
+                }
+            });
+            resp.body(Body::from_stream(stream)).unwrap()
+        }
+    }
 }
