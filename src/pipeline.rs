@@ -183,6 +183,7 @@ pub async fn sync_expiry(
     let today = now.date_naive();
     let mut expired = 0;
     let mut delta = QueueDelta::default();
+    let mut checks = Vec::new();
     for c in registry.citations() {
         if only.is_some_and(|o| o != c.offering) {
             continue;
@@ -204,10 +205,16 @@ pub async fn sync_expiry(
             ),
             _ => String::new(),
         };
-        let fingerprint = cell.verified.map(|d| d.to_string()).unwrap_or_default();
-        delta += store
-            .sync_expired(&citation_ref(c), is, &detail, &fingerprint, now)
-            .await?;
+        checks.push(crate::store::ExpiryCheck {
+            citation: citation_ref(c),
+            expired: is,
+            detail,
+            fingerprint: cell.verified.map(|d| d.to_string()).unwrap_or_default(),
+        });
+    }
+    // One transaction per thousand citations keeps the writer lock short.
+    for chunk in checks.chunks(1000) {
+        delta += store.sync_expired(chunk, now).await?;
     }
     Ok((expired, delta))
 }

@@ -186,6 +186,19 @@ pub struct FetchRecord {
     pub verdicts: Vec<VerdictRecord>,
 }
 
+/// The age policy's decision for one citation.
+#[derive(Debug, Clone)]
+pub struct ExpiryCheck {
+    /// Which citation.
+    pub citation: CitationRef,
+    /// Whether its cell's evidence is older than allowed.
+    pub expired: bool,
+    /// Explanation for the queue item.
+    pub detail: String,
+    /// The verified date: a dismissed `expired` item stays closed until it changes.
+    pub fingerprint: String,
+}
+
 /// Counts of queue changes, for the run summary.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QueueDelta {
@@ -564,43 +577,44 @@ impl Store {
         Ok(delta)
     }
 
-    /// Opens, refreshes or closes the `expired` item of a citation.
+    /// Opens, refreshes or closes the `expired` items of many citations in one transaction.
     pub async fn sync_expired(
         &self,
-        citation: &CitationRef,
-        expired: bool,
-        detail: &str,
-        fingerprint: &str,
+        items: &[ExpiryCheck],
         now: DateTime<Utc>,
     ) -> Result<QueueDelta> {
         let e = self.err();
         let at = ts(now);
         let mut tx = self.write_tx().await?;
-        upsert_citation(&mut tx, citation, &at).await.map_err(&e)?;
         let mut delta = QueueDelta::default();
-        if expired {
-            delta += open_or_touch(
-                &mut tx,
-                citation,
-                crate::verdict::EXPIRED,
-                detail,
-                fingerprint,
-                None,
-                &at,
-            )
-            .await
-            .map_err(&e)?;
-        } else {
-            let r = sqlx::query(
-                "UPDATE reverify_queue SET status = 'resolved', closed_at = $2, closed_by = 'citewatch', note = 'no longer expired (verified date updated)'
-                 WHERE citation_key = $1 AND reason = 'expired' AND status = 'open'",
-            )
-            .bind(&citation.key)
-            .bind(&at)
-            .execute(&mut *tx)
-            .await
-            .map_err(&e)?;
-            delta.closed += r.rows_affected() as u32;
+        for item in items {
+            upsert_citation(&mut tx, &item.citation, &at)
+                .await
+                .map_err(&e)?;
+            if item.expired {
+                delta += open_or_touch(
+                    &mut tx,
+                    &item.citation,
+                    crate::verdict::EXPIRED,
+                    &item.detail,
+                    &item.fingerprint,
+                    None,
+                    &at,
+                )
+                .await
+                .map_err(&e)?;
+            } else {
+                let r = sqlx::query(
+                    "UPDATE reverify_queue SET status = 'resolved', closed_at = $2, closed_by = 'citewatch', note = 'no longer expired (verified date updated)'
+                     WHERE citation_key = $1 AND reason = 'expired' AND status = 'open'",
+                )
+                .bind(&item.citation.key)
+                .bind(&at)
+                .execute(&mut *tx)
+                .await
+                .map_err(&e)?;
+                delta.closed += r.rows_affected() as u32;
+            }
         }
         tx.commit().await.map_err(&e)?;
         Ok(delta)
