@@ -80,6 +80,10 @@ struct FetchArgs {
     /// Requests in flight across all hosts [default: 8]
     #[arg(long, value_name = "N")]
     concurrency: Option<usize>,
+    /// Seconds the whole run may take; unfinished URLs keep their previous verdicts
+    /// [default: 14400]
+    #[arg(long, value_name = "SECONDS")]
+    deadline: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -239,6 +243,7 @@ fn settings(global: &GlobalArgs, fetch: Option<&FetchArgs>) -> Result<Settings, 
             rate: f.rate,
             concurrency: f.concurrency,
             quiet: global.quiet,
+            deadline: f.deadline,
         },
         file,
     )
@@ -445,6 +450,7 @@ async fn run_once(
         fetch: s.fetch.clone(),
         confirm: s.confirm,
         clock,
+        deadline: s.deadline,
     };
     let summary = pipeline::run(registry, store, &snaps, &opts)
         .await

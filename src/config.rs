@@ -37,6 +37,8 @@ pub struct FileConfig {
     pub user_agent: Option<String>,
     /// Suppress the summary line.
     pub quiet: Option<bool>,
+    /// Seconds a whole run may take.
+    pub deadline: Option<u64>,
 }
 
 /// A configuration that cannot be used.
@@ -124,6 +126,8 @@ pub struct Settings {
     pub confirm: ConfirmPolicy,
     /// Suppress the summary line.
     pub quiet: bool,
+    /// The whole run's deadline.
+    pub deadline: std::time::Duration,
 }
 
 /// Values given on the command line (None = not given).
@@ -145,6 +149,8 @@ pub struct FlagValues {
     pub concurrency: Option<usize>,
     /// `--quiet`.
     pub quiet: bool,
+    /// `--deadline` (seconds).
+    pub deadline: Option<u64>,
 }
 
 /// Merges flags over the file over defaults and checks ranges.
@@ -204,6 +210,15 @@ pub fn resolve(flags: FlagValues, file: FileConfig) -> Result<Settings, ConfigEr
         },
         confirm,
         quiet: flags.quiet || file.quiet.unwrap_or(false),
+        deadline: match flags.deadline.or(file.deadline) {
+            Some(0) => {
+                return Err(ConfigError::Value(
+                    "deadline must be at least one second".into(),
+                ));
+            }
+            Some(secs) => std::time::Duration::from_secs(secs),
+            None => crate::pipeline::DEFAULT_RUN_DEADLINE,
+        },
     })
 }
 

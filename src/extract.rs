@@ -120,8 +120,9 @@ pub fn media_kind(content_type: Option<&str>, bytes: &[u8]) -> MediaKind {
 }
 
 /// Decodes bytes to text: byte-order mark first, then the Content-Type charset, then an HTML
-/// `<meta charset>` (for HTML), then UTF-8 if valid, else windows-1252 (what browsers assume
-/// for unlabeled Western pages).
+/// `<meta charset>` (for HTML), then detection (chardetng). A label that the bytes contradict
+/// is not trusted: "UTF-8" bytes that are not UTF-8 are detected instead, and a single-byte
+/// label on bytes that are valid multi-byte UTF-8 is read as UTF-8 (a common mislabelling).
 pub fn decode(bytes: &[u8], content_type: Option<&str>, kind: MediaKind) -> String {
     if let Some((enc, bom_len)) = Encoding::for_bom(bytes) {
         return enc
@@ -129,35 +130,37 @@ pub fn decode(bytes: &[u8], content_type: Option<&str>, kind: MediaKind) -> Stri
             .0
             .into_owned();
     }
-    let declared = content_type
+    let header = content_type
         .and_then(charset_param)
-        .and_then(|l| Encoding::for_label(l.as_bytes()))
-        .or_else(|| {
-            (kind == MediaKind::Html)
-                .then(|| meta_charset(bytes))
-                .flatten()
-        });
-    if let Some(enc) = declared {
-        // A page labelled UTF-16 by <meta> cannot really be (it was parsed as ASCII to find the
+        .and_then(|l| Encoding::for_label(l.as_bytes()));
+    let declared = header.or_else(|| {
+        (kind == MediaKind::Html)
+            .then(|| meta_charset(bytes))
+            .flatten()
+    });
+    let valid_utf8 = std::str::from_utf8(bytes).is_ok();
+    let enc = match declared {
+        // A page labelled UTF-16 in <meta> cannot really be (it was read as ASCII to find the
         // label); browsers then treat it as UTF-8, and so do we.
-        let enc = if enc == encoding_rs::UTF_16LE || enc == encoding_rs::UTF_16BE {
-            if content_type.and_then(charset_param).is_some() {
-                enc
-            } else {
-                encoding_rs::UTF_8
-            }
-        } else {
-            enc
-        };
-        return enc.decode_without_bom_handling(bytes).0.into_owned();
-    }
-    match std::str::from_utf8(bytes) {
-        Ok(s) => s.to_string(),
-        Err(_) => encoding_rs::WINDOWS_1252
-            .decode_without_bom_handling(bytes)
-            .0
-            .into_owned(),
-    }
+        Some(e)
+            if (e == encoding_rs::UTF_16LE || e == encoding_rs::UTF_16BE) && header.is_none() =>
+        {
+            encoding_rs::UTF_8
+        }
+        Some(e) if e == encoding_rs::UTF_8 && !valid_utf8 => detect(bytes),
+        Some(e) if e.is_single_byte() && valid_utf8 && !bytes.is_ascii() => encoding_rs::UTF_8,
+        Some(e) => e,
+        None if valid_utf8 => encoding_rs::UTF_8,
+        None => detect(bytes),
+    };
+    enc.decode_without_bom_handling(bytes).0.into_owned()
+}
+
+/// Guesses the encoding of unlabeled or mislabeled bytes.
+fn detect(bytes: &[u8]) -> &'static Encoding {
+    let mut d = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
+    d.feed(bytes, true);
+    d.guess(None, chardetng::Utf8Detection::Allow)
 }
 
 fn charset_param(ct: &str) -> Option<String> {
@@ -900,6 +903,29 @@ mod tests {
             text(b"<p>caf\xe9</p>", Some("text/html"), None).unwrap(),
             "caf\u{e9}"
         );
+    }
+
+    #[test]
+    fn mislabeled_pages_are_decoded_by_what_they_are() {
+        // Labelled UTF-8, actually windows-1252.
+        let t = text(
+            b"<p>Donn\xe9es prot\xe9g\xe9es et chiffr\xe9es \x93toujours\x94</p>",
+            Some("text/html; charset=utf-8"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            t,
+            "Donn\u{e9}es prot\u{e9}g\u{e9}es et chiffr\u{e9}es \u{201c}toujours\u{201d}"
+        );
+        // Labelled ISO-8859-1, actually UTF-8.
+        let t = text(
+            "<p>Données protégées</p>".as_bytes(),
+            Some("text/html; charset=iso-8859-1"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(t, "Données protégées");
     }
 
     #[test]

@@ -43,7 +43,13 @@ pub struct RunOptions {
     pub confirm: ConfirmPolicy,
     /// Time.
     pub clock: Clock,
+    /// The whole run's deadline.
+    pub deadline: std::time::Duration,
 }
+
+/// Default run deadline: a nightly run that has not finished in four hours has a problem to
+/// report, not more to fetch.
+pub const DEFAULT_RUN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(4 * 3600);
 
 /// What a run did, for the summary line.
 #[derive(Debug, Clone, Default)]
@@ -64,6 +70,10 @@ pub struct RunSummary {
     pub bytes: u64,
     /// Wall time.
     pub elapsed: std::time::Duration,
+    /// URLs not fetched because the run deadline was reached.
+    pub unfinished: usize,
+    /// Whether the run deadline was reached.
+    pub deadline_hit: bool,
 }
 
 impl std::fmt::Display for RunSummary {
@@ -90,7 +100,15 @@ impl std::fmt::Display for RunSummary {
             self.queue.closed,
             self.bytes,
             self.elapsed.as_secs_f64()
-        )
+        )?;
+        if self.deadline_hit {
+            write!(
+                f,
+                "; run deadline reached, {} URLs not fetched",
+                self.unfinished
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -128,6 +146,7 @@ pub async fn run(
         fetcher: &fetcher,
         opts,
         run_id,
+        totals: std::sync::Mutex::new(HostResult::default()),
     };
     let mut summary = RunSummary {
         run_id,
@@ -135,25 +154,40 @@ pub async fn run(
         citations: plan.citation_count(),
         ..Default::default()
     };
-    let results: Vec<Result<HostResult, RunError>> = futures_util::stream::iter(plan.hosts.iter())
-        .map(|h| ctx.process_host(h))
+    // Past the run deadline, hosts still working are abandoned: what they finished is already
+    // committed; their remaining URLs keep their previous verdicts until the next run.
+    let deadline = tokio::time::Instant::now() + opts.deadline;
+    let results: Vec<Option<Result<(), RunError>>> = futures_util::stream::iter(plan.hosts.iter())
+        .map(|h| async {
+            tokio::time::timeout_at(deadline, ctx.process_host(h))
+                .await
+                .ok()
+        })
         .buffer_unordered(256)
         .collect()
         .await;
+    let totals = std::mem::take(&mut *ctx.totals.lock().expect("totals lock"));
+    summary.unfinished = totals.planned_left(summary.urls);
+    for v in totals.verdicts {
+        *summary.verdicts.entry(v).or_default() += 1;
+    }
+    summary.queue += totals.queue;
+    summary.bytes += totals.bytes;
     let mut first_error = None;
     for r in results {
         match r {
-            Ok(h) => {
-                for v in h.verdicts {
-                    *summary.verdicts.entry(v).or_default() += 1;
-                }
-                summary.queue += h.queue;
-                summary.bytes += h.bytes;
-            }
-            Err(e) => {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
                 first_error.get_or_insert(e);
             }
+            None => summary.deadline_hit = true,
         }
+    }
+    if summary.deadline_hit {
+        tracing::warn!(
+            unfinished = summary.unfinished,
+            "run deadline reached; unfinished URLs keep their previous verdicts"
+        );
     }
     if let Some(e) = first_error {
         let _ = store.finish_run(run_id, (opts.clock)(), false).await;
@@ -231,6 +265,9 @@ pub fn citation_ref(c: &Citation) -> CitationRef {
 }
 
 struct Ctx<'a> {
+    /// Totals of committed fetches (shared by all hosts; kept outside the per-host futures
+    /// so a deadline that abandons a host does not lose what it finished).
+    totals: std::sync::Mutex<HostResult>,
     store: &'a Store,
     snapshots: &'a SnapshotStore,
     fetcher: &'a Fetcher,
@@ -238,11 +275,19 @@ struct Ctx<'a> {
     run_id: i64,
 }
 
+/// Running totals of a run, updated as each fetch is committed.
 #[derive(Default)]
 struct HostResult {
     verdicts: Vec<Verdict>,
     queue: QueueDelta,
     bytes: u64,
+    urls_done: usize,
+}
+
+impl HostResult {
+    fn planned_left(&self, planned: usize) -> usize {
+        planned.saturating_sub(self.urls_done)
+    }
 }
 
 /// The body a fetch left us with, if any. Shared with the blocking tasks that extract it.
@@ -277,12 +322,17 @@ async fn extract_bounded(
 }
 
 impl Ctx<'_> {
-    async fn process_host(&self, host: &HostQueue<'_>) -> Result<HostResult, RunError> {
-        let mut out = HostResult::default();
+    async fn process_host(&self, host: &HostQueue<'_>) -> Result<(), RunError> {
         for source in &host.sources {
+            let mut out = HostResult::default();
             self.process_source(source, &mut out).await?;
+            let mut totals = self.totals.lock().expect("totals lock");
+            totals.verdicts.extend(out.verdicts);
+            totals.queue += out.queue;
+            totals.bytes += out.bytes;
+            totals.urls_done += 1;
         }
-        Ok(out)
+        Ok(())
     }
 
     async fn process_source(

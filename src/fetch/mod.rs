@@ -327,7 +327,10 @@ impl Fetcher {
             .dns_resolver(guard::GuardedResolver::new(cfg.addresses))
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
+            // Header caps: at most 200 header lines over HTTP/1 (hyper also bounds its read
+            // buffer), 64 KiB of headers over HTTP/2.
             .http1_max_headers(200)
+            .http2_max_header_list_size(64 * 1024)
             .build()?;
         Ok(Fetcher {
             client,
@@ -864,6 +867,31 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
         h.insert(header::RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&h), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pacer_honours_push_back_and_crawl_delay_in_paused_time() {
+        let p = HostPacer::new(1000.0);
+        p.ready("h:80").await;
+        // A Retry-After of 30 s holds the host, and only that host.
+        p.push_back("h:80", Duration::from_secs(30));
+        let t = Instant::now();
+        p.ready("other:80").await;
+        assert!(t.elapsed() < Duration::from_secs(1));
+        p.ready("h:80").await;
+        assert!(t.elapsed() >= Duration::from_secs(30), "{:?}", t.elapsed());
+        // A crawl delay spaces every request after it.
+        p.set_min_interval("h:80", Duration::from_secs(5));
+        p.after_request("h:80");
+        let t = Instant::now();
+        p.ready("h:80").await;
+        assert!(t.elapsed() >= Duration::from_secs(5), "{:?}", t.elapsed());
+        // A shorter push-back never shortens a longer wait.
+        p.push_back("h:80", Duration::from_secs(10));
+        p.push_back("h:80", Duration::from_secs(1));
+        let t = Instant::now();
+        p.ready("h:80").await;
+        assert!(t.elapsed() >= Duration::from_secs(10), "{:?}", t.elapsed());
     }
 
     #[test]

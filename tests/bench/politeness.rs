@@ -95,6 +95,7 @@ fn main() {
             fetch: FetchConfig { rate, concurrency: 64, addresses: AddressPolicy::LoopbackOnly, ..FetchConfig::default() },
             confirm: ConfirmPolicy::default(),
             clock: pipeline::system_clock(),
+            deadline: pipeline::DEFAULT_RUN_DEADLINE,
         };
         let started = Instant::now();
         let summary = pipeline::run(&registry, &store, &snaps, &opts).await.unwrap();

@@ -125,6 +125,7 @@ impl Env {
             fetch: test_fetch_config(),
             confirm: ConfirmPolicy::default(),
             clock: Arc::new(move || now),
+            deadline: pipeline::DEFAULT_RUN_DEADLINE,
         }
     }
 

@@ -701,3 +701,83 @@ async fn context_change_and_error_pages_served_with_200() {
     );
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_deadline_keeps_what_finished() {
+    let site = Site::start().await;
+    site.set("/fast", Page::html("<p>We are SOC 2 Type II audited.</p>"));
+    let mut slow = Page::html(&"x".repeat(100));
+    slow.drip = Some(std::time::Duration::from_millis(100));
+    site.set("/slow", slow);
+    // A second host (another port) for the slow page, so the fast one is not queued behind it.
+    let other = Site::start().await;
+    let mut slow = Page::html(&"x".repeat(100));
+    slow.drip = Some(std::time::Duration::from_millis(100));
+    other.set("/slow", slow);
+    let q = "quote = \"SOC 2 Type II audited\"";
+    let env = Env::new(&[(
+        "acme",
+        offering(
+            "acme",
+            &[(
+                "soc2",
+                "yes_public",
+                vec![
+                    source(&site.url("/fast"), q),
+                    source(&other.url("/slow"), q),
+                ],
+            )],
+        ),
+    )]);
+    let store = env.store().await;
+    let mut opts = env.options(at("2026-08-01T00:00:00Z"));
+    opts.deadline = std::time::Duration::from_secs(2);
+    let started = std::time::Instant::now();
+    let s = pipeline::run(&env.registry(), &store, &env.snapshot_store(), &opts)
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(s.deadline_hit);
+    assert_eq!(s.unfinished, 1);
+    assert!(
+        s.to_string()
+            .contains("run deadline reached, 1 URLs not fetched"),
+        "{s}"
+    );
+    store.close().await;
+    let v = verdicts(&env).await;
+    assert_eq!(
+        verdict_of(&v, &site.url("/fast")),
+        "verified",
+        "finished work is kept"
+    );
+    assert!(
+        !v.contains_key(&other.url("/slow")),
+        "the abandoned URL has no verdict from this run"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_wall_is_blocked_not_missing() {
+    let site = Site::start().await;
+    site.set("/p", Page::html("<html><head><title>Just a moment...</title></head><body><h1>Checking your browser before accessing the site.</h1><p>Enable JavaScript and cookies to continue</p></body></html>"));
+    let env = Env::new(&[(
+        "acme",
+        offering(
+            "acme",
+            &[(
+                "soc2",
+                "yes_public",
+                vec![source(&site.url("/p"), "quote = \"SOC 2 Type II audited\"")],
+            )],
+        ),
+    )]);
+    env.run_at("2026-08-01T00:00:00Z").await;
+    let v = verdicts(&env).await;
+    assert_eq!(verdict_of(&v, &site.url("/p")), "blocked");
+    assert!(v[&site.url("/p")].1.contains("bot wall"), "{v:?}");
+}
