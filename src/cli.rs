@@ -109,6 +109,13 @@ struct CheckArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
     format: CheckFormat,
+    /// Fail only on open items with these reasons (comma-separated, e.g. missing,gone)
+    #[arg(long, value_name = "REASONS", value_delimiter = ',')]
+    fail_on: Vec<String>,
+    /// With --fetch: fetch only citations added or edited since this git ref (for pull
+    /// requests)
+    #[arg(long, value_name = "REF", requires = "fetch")]
+    changed_since: Option<String>,
     #[command(flatten)]
     fetch_args: FetchArgs,
 }
@@ -117,6 +124,8 @@ struct CheckArgs {
 enum CheckFormat {
     Text,
     Json,
+    Junit,
+    Github,
 }
 
 #[derive(Debug, Args)]
@@ -132,6 +141,7 @@ struct ReportArgs {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ReportFormat {
     Md,
+    Html,
     Json,
 }
 
@@ -358,10 +368,30 @@ async fn dispatch(cli: Cli, clock: Clock) -> Result<Exit, Fail> {
             };
             let store = open_store(&s).await?;
             if args.fetch {
-                run_once(&s, &registry, &store, clock.clone()).await?;
+                let keys = match &args.changed_since {
+                    None => None,
+                    Some(git_ref) => {
+                        let before = crate::changes::citation_keys_at(&s.registry, git_ref)
+                            .map_err(|e| Fail(Exit::Usage, format!("--changed-since: {e}")))?;
+                        let changed: std::collections::HashSet<String> = registry
+                            .citations()
+                            .map(|c| c.key())
+                            .filter(|k| !before.contains(k))
+                            .collect();
+                        if !s.quiet {
+                            eprintln!(
+                                "--changed-since {git_ref}: {} citation{} added or edited",
+                                changed.len(),
+                                if changed.len() == 1 { "" } else { "s" }
+                            );
+                        }
+                        Some(changed)
+                    }
+                };
+                run_once_scoped(&s, &registry, &store, clock.clone(), keys).await?;
             }
             let now = clock();
-            pipeline::sync_expiry(&registry, &store, None, now)
+            pipeline::sync_expiry(&registry, &store, &Default::default(), now)
                 .await
                 .map_err(|e| Fail(Exit::Failed, e.to_string()))?;
             let snaps = SnapshotStore::new(&s.snapshots);
@@ -371,9 +401,28 @@ async fn dispatch(cli: Cli, clock: Clock) -> Result<Exit, Fail> {
             let out = match args.format {
                 CheckFormat::Text => crate::report::check_text(&state),
                 CheckFormat::Json => crate::report::check_json(&state),
+                CheckFormat::Junit => crate::report::check_junit(&state, &args.fail_on),
+                CheckFormat::Github => {
+                    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
+                        use std::io::Write;
+                        let summary = crate::report::report_md(&state);
+                        let written = std::fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(&path)
+                            .and_then(|mut f| f.write_all(summary.as_bytes()));
+                        if let Err(e) = written {
+                            eprintln!(
+                                "citewatch: GITHUB_STEP_SUMMARY {}: {e}",
+                                std::path::Path::new(&path).display()
+                            );
+                        }
+                    }
+                    crate::report::check_github(&state, &args.fail_on)
+                }
             };
             print!("{out}");
-            let stale = state.open().next().is_some();
+            let stale = !crate::report::failing(&state, &args.fail_on).is_empty();
             store.close().await;
             Ok(if stale { Exit::Stale } else { Exit::Ok })
         }
@@ -387,6 +436,7 @@ async fn dispatch(cli: Cli, clock: Clock) -> Result<Exit, Fail> {
                 .map_err(|e| Fail(Exit::Failed, e.to_string()))?;
             let out = match args.format {
                 ReportFormat::Md => crate::report::report_md(&state),
+                ReportFormat::Html => crate::report::report_html(&state),
                 ReportFormat::Json => crate::report::check_json(&state),
             };
             store.close().await;
@@ -444,9 +494,22 @@ async fn run_once(
     store: &Store,
     clock: Clock,
 ) -> Result<(), Fail> {
+    run_once_scoped(s, registry, store, clock, None).await
+}
+
+async fn run_once_scoped(
+    s: &Settings,
+    registry: &Registry,
+    store: &Store,
+    clock: Clock,
+    keys: Option<std::collections::HashSet<String>>,
+) -> Result<(), Fail> {
     let snaps = SnapshotStore::new(&s.snapshots);
     let opts = RunOptions {
-        only: s.only.clone(),
+        scope: crate::plan::Scope {
+            only: s.only.clone(),
+            keys,
+        },
         fetch: s.fetch.clone(),
         confirm: s.confirm,
         clock,

@@ -17,8 +17,10 @@
 //! - [`store`]: SQLite state and the re-verification queue (I/O edge).
 //! - [`report`]: `check` output and the review report (pure).
 //! - [`pipeline`]: the one place wiring I/O edges to pure stages.
+//! - [`changes`]: which citations a git ref's registry did not have (for pull requests).
 //! - [`config`] and [`cli`]: flags, `citewatch.toml`, commands and exit codes.
 
+pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod evidence;

@@ -35,8 +35,8 @@ pub fn system_clock() -> Clock {
 /// What a run needs beyond the registry.
 #[derive(Clone)]
 pub struct RunOptions {
-    /// Only this offering.
-    pub only: Option<String>,
+    /// Which citations to cover.
+    pub scope: plan::Scope,
     /// Fetch knobs.
     pub fetch: FetchConfig,
     /// Failure confirmation.
@@ -134,7 +134,7 @@ pub async fn run(
     opts: &RunOptions,
 ) -> Result<RunSummary, RunError> {
     let started = Instant::now();
-    let plan = plan::plan(registry, opts.only.as_deref());
+    let plan = plan::plan(registry, &opts.scope);
     let now = (opts.clock)();
     let run_id = store
         .begin_run(now, plan.url_count() as i64, plan.citation_count() as i64)
@@ -193,11 +193,10 @@ pub async fn run(
         let _ = store.finish_run(run_id, (opts.clock)(), false).await;
         return Err(e);
     }
-    let (expired, delta) =
-        sync_expiry(registry, store, opts.only.as_deref(), (opts.clock)()).await?;
+    let (expired, delta) = sync_expiry(registry, store, &opts.scope, (opts.clock)()).await?;
     summary.expired = expired;
     summary.queue += delta;
-    if opts.only.is_none() {
+    if opts.scope.is_full() {
         let keys: Vec<String> = registry.citations().map(Citation::key).collect();
         summary.queue.closed += store.close_orphans(&keys, (opts.clock)()).await?;
     }
@@ -211,7 +210,7 @@ pub async fn run(
 pub async fn sync_expiry(
     registry: &Registry,
     store: &Store,
-    only: Option<&str>,
+    scope: &plan::Scope,
     now: DateTime<Utc>,
 ) -> Result<(usize, QueueDelta), StoreError> {
     let today = now.date_naive();
@@ -219,7 +218,7 @@ pub async fn sync_expiry(
     let mut delta = QueueDelta::default();
     let mut checks = Vec::new();
     for c in registry.citations() {
-        if only.is_some_and(|o| o != c.offering) {
+        if !scope.includes(c) {
             continue;
         }
         let Some(cell) = registry.cell_of(c) else {
@@ -687,7 +686,7 @@ pub async fn load_state<'a>(
                 texts.push(text);
             }
             if let [Some(before), Some(after)] = &texts[..] {
-                diffs.insert(st.citation.key(), crate::report::word_diff(before, after));
+                diffs.insert(st.citation.key(), crate::report::diff_parts(before, after));
             }
         }
     }

@@ -51,13 +51,35 @@ impl Plan<'_> {
     }
 }
 
-/// Plans a run over the registry, optionally limited to one offering.
-pub fn plan<'a>(registry: &'a Registry, only: Option<&str>) -> Plan<'a> {
+/// Which citations a run covers.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// Only this offering's citations.
+    pub only: Option<String>,
+    /// Only citations with these identity keys (e.g. those a pull request added).
+    pub keys: Option<std::collections::HashSet<String>>,
+}
+
+impl Scope {
+    /// Whether the scope is the whole registry.
+    pub fn is_full(&self) -> bool {
+        self.only.is_none() && self.keys.is_none()
+    }
+
+    /// Whether a citation is in scope.
+    pub fn includes(&self, c: &Citation) -> bool {
+        self.only.as_ref().is_none_or(|o| *o == c.offering)
+            && self.keys.as_ref().is_none_or(|k| k.contains(&c.key()))
+    }
+}
+
+/// Plans a run over the citations of the registry in `scope`.
+pub fn plan<'a>(registry: &'a Registry, scope: &Scope) -> Plan<'a> {
     let mut hosts: Vec<HostQueue<'a>> = Vec::new();
     let mut host_index: HashMap<String, usize> = HashMap::new();
     let mut url_index: HashMap<String, (usize, usize)> = HashMap::new();
     for c in registry.citations() {
-        if only.is_some_and(|o| o != c.offering) {
+        if !scope.includes(c) {
             continue;
         }
         let key = c.fetch_url.as_str().to_string();
@@ -104,13 +126,35 @@ mod tests {
         };
         let parsed = parse(&vocab, &[off]);
         let reg = parsed.registry.expect("valid");
-        let p = plan(&reg, None);
+        let p = plan(&reg, &Scope::default());
         assert_eq!(p.url_count(), 3);
         assert_eq!(p.citation_count(), 4);
         assert_eq!(p.hosts.len(), 2);
         assert_eq!(p.hosts[0].host, "h.example:443");
         assert_eq!(p.hosts[0].sources[0].citations.len(), 2);
         assert_eq!(p.hosts[0].sources[1].url.as_str(), "https://h.example/y");
-        assert_eq!(plan(&reg, Some("nope")).url_count(), 0);
+        assert_eq!(
+            plan(
+                &reg,
+                &Scope {
+                    only: Some("nope".into()),
+                    keys: None
+                }
+            )
+            .url_count(),
+            0
+        );
+        let one: std::collections::HashSet<String> = [reg.citations().next().unwrap().key()].into();
+        assert_eq!(
+            plan(
+                &reg,
+                &Scope {
+                    only: None,
+                    keys: Some(one)
+                }
+            )
+            .citation_count(),
+            1
+        );
     }
 }

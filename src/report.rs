@@ -55,7 +55,7 @@ pub struct State<'a> {
     /// Queue items of the registry's citations (open first, then closed, by id).
     pub queue: Vec<QueueItem>,
     /// Word diffs (baseline → current) by citation key, where text changed.
-    pub diffs: HashMap<String, String>,
+    pub diffs: HashMap<String, Vec<DiffPart>>,
     /// Time of rendering.
     pub now: DateTime<Utc>,
 }
@@ -299,7 +299,7 @@ pub fn report_md(s: &State<'_>) -> String {
                         let _ = writeln!(out, "  - live: <{link}>");
                     }
                     if let Some(d) = s.diffs.get(&q.citation_key) {
-                        let _ = writeln!(out, "  - change: {d}");
+                        let _ = writeln!(out, "  - change: {}", diff_md(d));
                     }
                     let _ = writeln!(
                         out,
@@ -362,57 +362,387 @@ pub fn md_escape(s: &str) -> String {
     out
 }
 
-/// A compact word-level diff: changed runs as `~~removed~~ **added**` with a few words of
-/// context, hunks separated by ` … `.
-pub fn word_diff(before: &str, after: &str) -> String {
+/// One piece of a compact word diff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiffPart {
+    /// Unchanged words (context).
+    Same(String),
+    /// Unchanged words left out.
+    Gap,
+    /// Words only in the old text.
+    Removed(String),
+    /// Words only in the new text.
+    Added(String),
+}
+
+/// A compact word-level diff: changed runs with up to six words of context each side, long
+/// unchanged stretches as [`DiffPart::Gap`].
+pub fn diff_parts(before: &str, after: &str) -> Vec<DiffPart> {
     const CONTEXT: usize = 6;
     let diff = similar::TextDiff::from_words(before, after);
-    let mut tokens: Vec<(similar::ChangeTag, String)> = Vec::new();
+    let mut runs: Vec<(similar::ChangeTag, String)> = Vec::new();
     for ch in diff.iter_all_changes() {
-        let v = ch.value().to_string();
-        match tokens.last_mut() {
-            Some((tag, text)) if *tag == ch.tag() => text.push_str(&v),
-            _ => tokens.push((ch.tag(), v)),
+        match runs.last_mut() {
+            Some((tag, text)) if *tag == ch.tag() => text.push_str(ch.value()),
+            _ => runs.push((ch.tag(), ch.value().to_string())),
         }
     }
-    let mut hunks = Vec::new();
-    for (i, (tag, text)) in tokens.iter().enumerate() {
+    let mut parts = Vec::new();
+    let n = runs.len();
+    for (i, (tag, text)) in runs.into_iter().enumerate() {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        if words.is_empty() {
+            continue;
+        }
         match tag {
             similar::ChangeTag::Equal => {
-                let words: Vec<&str> = text.split_whitespace().collect();
-                let first = i == 0;
-                let last = i + 1 == tokens.len();
+                let (first, last) = (i == 0, i + 1 == n);
                 if words.len() <= 2 * CONTEXT && !first && !last {
-                    hunks.push(md_escape(&words.join(" ")));
-                } else {
-                    let mut part = String::new();
-                    if !first {
-                        part.push_str(&md_escape(&words[..words.len().min(CONTEXT)].join(" ")));
-                    }
-                    if !first && !last {
-                        part.push_str(" … ");
-                    } else if first && !last {
-                        part.push_str("… ");
-                    } else if last && !first {
-                        part.push_str(" …");
-                    }
-                    if !last {
-                        part.push_str(&md_escape(
-                            &words[words.len().saturating_sub(CONTEXT)..].join(" "),
-                        ));
-                    }
-                    hunks.push(part);
+                    parts.push(DiffPart::Same(words.join(" ")));
+                    continue;
+                }
+                if !first {
+                    parts.push(DiffPart::Same(words[..words.len().min(CONTEXT)].join(" ")));
+                }
+                parts.push(DiffPart::Gap);
+                if !last {
+                    parts.push(DiffPart::Same(
+                        words[words.len().saturating_sub(CONTEXT)..].join(" "),
+                    ));
                 }
             }
-            similar::ChangeTag::Delete => hunks.push(format!("~~{}~~", md_escape(text.trim()))),
-            similar::ChangeTag::Insert => hunks.push(format!("**{}**", md_escape(text.trim()))),
+            similar::ChangeTag::Delete => parts.push(DiffPart::Removed(words.join(" "))),
+            similar::ChangeTag::Insert => parts.push(DiffPart::Added(words.join(" "))),
         }
     }
-    hunks
-        .join(" ")
-        .split_whitespace()
+    parts
+}
+
+/// The diff as Markdown: `~~removed~~ **added**`, gaps as `…`.
+pub fn diff_md(parts: &[DiffPart]) -> String {
+    parts
+        .iter()
+        .map(|p| match p {
+            DiffPart::Same(t) => md_escape(t),
+            DiffPart::Gap => "…".to_string(),
+            DiffPart::Removed(t) => format!("~~{}~~", md_escape(t)),
+            DiffPart::Added(t) => format!("**{}**", md_escape(t)),
+        })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The diff as HTML: `<del>`/`<ins>`, every word escaped.
+pub fn diff_html(parts: &[DiffPart]) -> String {
+    parts
+        .iter()
+        .map(|p| match p {
+            DiffPart::Same(t) => esc(t),
+            DiffPart::Gap => "…".to_string(),
+            DiffPart::Removed(t) => format!("<del>{}</del>", esc(t)),
+            DiffPart::Added(t) => format!("<ins>{}</ins>", esc(t)),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A compact word diff in Markdown (see [`diff_parts`]).
+pub fn word_diff(before: &str, after: &str) -> String {
+    diff_md(&diff_parts(before, after))
+}
+
+fn esc(s: &str) -> String {
+    html_escape::encode_text(s).into_owned()
+}
+
+fn esc_attr(s: &str) -> String {
+    html_escape::encode_double_quoted_attribute(s).into_owned()
+}
+
+/// The citation status behind a queue item.
+fn status_of<'s, 'a>(s: &'s State<'a>, q: &QueueItem) -> Option<&'s CitationStatus<'a>> {
+    s.citations
+        .iter()
+        .find(|c| c.citation.key() == q.citation_key)
+}
+
+/// Open items whose reason is in `fail_on` (all open items when `fail_on` is empty).
+pub fn failing<'s>(s: &'s State<'_>, fail_on: &[String]) -> Vec<&'s QueueItem> {
+    s.open()
+        .filter(|q| fail_on.is_empty() || fail_on.iter().any(|r| r == &q.reason))
+        .collect()
+}
+
+/// `check --format junit`: one test case per citation, a failure for each with a failing open
+/// item. JUnit XML as Jenkins, GitLab and GitHub test reporters read it.
+pub fn check_junit(s: &State<'_>, fail_on: &[String]) -> String {
+    let failing = failing(s, fail_on);
+    let mut cases = String::new();
+    let mut failures = 0;
+    for c in &s.citations {
+        let key = c.citation.key();
+        let items: Vec<&&QueueItem> = failing.iter().filter(|q| q.citation_key == key).collect();
+        let name = format!("{} {}", c.citation.dimension, c.citation.url);
+        let _ = write!(
+            cases,
+            "    <testcase classname=\"{}\" name=\"{}\" file=\"{}\" line=\"{}\">",
+            esc_attr(&c.citation.offering),
+            esc_attr(&name),
+            esc_attr(&c.citation.file.display().to_string()),
+            c.citation.line
+        );
+        if items.is_empty() {
+            let _ = write!(
+                cases,
+                "<system-out>{}: {}</system-out>",
+                c.verdict,
+                esc(&c.detail)
+            );
+        } else {
+            failures += 1;
+            let reasons = items
+                .iter()
+                .map(|q| q.reason.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let text = items
+                .iter()
+                .map(|q| format!("#{} {}: {}", q.id, q.reason, q.detail))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let _ = write!(
+                cases,
+                "<failure message=\"{}\" type=\"{}\">{}</failure>",
+                esc_attr(&format!("{reasons}: {}", c.detail)),
+                esc_attr(&reasons),
+                esc(&text)
+            );
+        }
+        cases.push_str("</testcase>\n");
+    }
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        out,
+        "<testsuites name=\"citewatch\" tests=\"{n}\" failures=\"{failures}\">\n  <testsuite name=\"{}\" tests=\"{n}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" timestamp=\"{}\">",
+        esc_attr(&s.registry.name),
+        s.now.format("%Y-%m-%dT%H:%M:%S"),
+        n = s.citations.len()
+    );
+    out.push_str(&cases);
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
+}
+
+/// GitHub's workflow-command escaping for messages (`%`, CR, LF) and properties (also `:` `,`).
+fn gh_escape(s: &str, property: bool) -> String {
+    let mut out = s
+        .replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A");
+    if property {
+        out = out.replace(':', "%3A").replace(',', "%2C");
+    }
+    out
+}
+
+/// `check --format github`: one `::error` annotation per failing open item, at the citation's
+/// file and line, then a summary line.
+pub fn check_github(s: &State<'_>, fail_on: &[String]) -> String {
+    let mut out = String::new();
+    for q in failing(s, fail_on) {
+        let (file, line) = status_of(s, q).map_or((String::new(), 1), |c| {
+            (c.citation.file.display().to_string(), c.citation.line)
+        });
+        let title = format!("citewatch: {} {}/{}", q.reason, q.offering, q.dimension);
+        let msg = format!("{} — {} (queue item #{})", q.url, q.detail, q.id);
+        let _ = writeln!(
+            out,
+            "::error file={},line={line},title={}::{}",
+            gh_escape(&file, true),
+            gh_escape(&title, true),
+            gh_escape(&msg, false)
+        );
+    }
+    out.push_str(
+        &check_text(s)
+            .lines()
+            .last()
+            .map(|l| format!("{l}\n"))
+            .unwrap_or_default(),
+    );
+    out
+}
+
+const HTML_CSS: &str = "body{font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:60rem;padding:1rem;color:#1b1f23;background:#fff}\
+h1{font-size:1.5rem}h2{font-size:1.25rem;border-bottom:1px solid #d0d7de;padding-bottom:.25rem;margin-top:2rem}h3{font-size:1.1rem}\
+.cell{border:1px solid #d0d7de;border-radius:6px;padding:.75rem;margin:.75rem 0}.meta{color:#57606a;font-size:.85rem}\
+.item{border-top:1px solid #eaeef2;padding-top:.5rem;margin-top:.5rem}.reason{display:inline-block;font-weight:600;border-radius:1rem;padding:0 .6rem;background:#ffebe9;color:#82071e}\
+.reason.expired{background:#fff8c5;color:#7d4e00}.reason.changed,.reason.moved{background:#ddf4ff;color:#0a3069}\
+blockquote{margin:.4rem 0;padding:.25rem .75rem;border-left:4px solid #d0d7de;color:#24292f}code{font-size:.85em;word-break:break-all}\
+del{background:#ffebe9;text-decoration:line-through}ins{background:#dafbe1;text-decoration:none}a{color:#0969da;word-break:break-all}\
+table{border-collapse:collapse}td{padding:.1rem .5rem .1rem 0;vertical-align:top}@media (max-width:600px){body{padding:.5rem;font-size:14px}}";
+
+/// `report --format html`: one self-contained file (inline CSS, no scripts, a restrictive
+/// Content-Security-Policy), readable on a phone; every piece of page or registry text is
+/// escaped.
+pub fn report_html(s: &State<'_>) -> String {
+    let open: Vec<&QueueItem> = s.open().collect();
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><meta name=\"referrer\" content=\"no-referrer\">\
+<title>Review report: {}</title><style>{HTML_CSS}</style></head><body>\n",
+        esc(&s.registry.name)
+    );
+    let _ = writeln!(out, "<h1>Review report: {}</h1>", esc(&s.registry.name));
+    let _ = writeln!(
+        out,
+        "<p class=\"meta\">Generated {}. {} citations, <strong id=\"open-count\">{}</strong> open queue item{}.</p>",
+        s.now.format("%Y-%m-%d %H:%M UTC"),
+        s.citations.len(),
+        open.len(),
+        if open.len() == 1 { "" } else { "s" }
+    );
+    let _ = writeln!(out, "<h2>Open items</h2>");
+    if open.is_empty() {
+        let _ = writeln!(out, "<p>Nothing to re-verify.</p>");
+    }
+    for offering in &s.registry.offerings {
+        let items: Vec<&&QueueItem> = open.iter().filter(|q| q.offering == offering.id).collect();
+        if items.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "<h3>{} <span class=\"meta\">{}</span></h3>",
+            esc(&offering.name),
+            esc(&offering.id)
+        );
+        for cell in &offering.cells {
+            let cell_items: Vec<&&&QueueItem> = items
+                .iter()
+                .filter(|q| q.dimension == cell.dimension)
+                .collect();
+            if cell_items.is_empty() {
+                continue;
+            }
+            let dim = s.registry.dimension(&cell.dimension);
+            let grade = s.registry.grade(&cell.grade);
+            let _ = writeln!(
+                out,
+                "<section class=\"cell\"><strong>{}</strong> — {} {}<br><span class=\"meta\">{}{}</span>",
+                esc(dim.map_or(cell.dimension.as_str(), |d| d.label.as_str())),
+                esc(grade.map_or("", |g| g.symbol.as_str())),
+                esc(grade.map_or(cell.grade.as_str(), |g| g.label.as_str())),
+                esc(&cell.summary),
+                cell.verified
+                    .map(|v| format!(" Verified {v}."))
+                    .unwrap_or_default()
+            );
+            for q in cell_items {
+                let _ = write!(
+                    out,
+                    "<div class=\"item\" id=\"item-{}\"><span class=\"reason {}\">{}</span> <span class=\"meta\">#{} · first seen {} · last seen {}</span><br><a href=\"{}\" rel=\"noreferrer noopener\">{}</a><p>{}</p>",
+                    q.id,
+                    esc_attr(&q.reason),
+                    esc(&q.reason),
+                    q.id,
+                    esc(short_ts(&q.first_seen)),
+                    esc(short_ts(&q.last_seen)),
+                    esc_attr(&safe_href(&q.url)),
+                    esc(&q.url),
+                    esc(&q.detail)
+                );
+                if let Some(st) = status_of(s, q) {
+                    out.push_str("<table>");
+                    if let Some(quote) = &st.citation.quote {
+                        let _ = write!(
+                            out,
+                            "<tr><td>Quote</td><td><blockquote>{}</blockquote></td></tr>",
+                            esc(quote)
+                        );
+                    }
+                    if let Some(found) = &st.found {
+                        let _ = write!(
+                            out,
+                            "<tr><td>Page now</td><td><blockquote>{}</blockquote></td></tr>",
+                            esc(found)
+                        );
+                        if let (Some(quote), Verdict::Drifted) = (&st.citation.quote, st.verdict) {
+                            let _ = write!(
+                                out,
+                                "<tr><td>Diff</td><td>{}</td></tr>",
+                                diff_html(&diff_parts(&crate::evidence::normalise(quote), found))
+                            );
+                        }
+                    }
+                    if let Some(d) = s.diffs.get(&q.citation_key) {
+                        let _ = write!(out, "<tr><td>Change</td><td>{}</td></tr>", diff_html(d));
+                    }
+                    if let Some(loc) = &st.location {
+                        let _ = write!(out, "<tr><td>Found under</td><td>{}</td></tr>", esc(loc));
+                    }
+                    if let Some(link) = &st.link {
+                        let _ = write!(
+                            out,
+                            "<tr><td>Live</td><td><a href=\"{}\" rel=\"noreferrer noopener\">open at the quote</a></td></tr>",
+                            esc_attr(&safe_href(link))
+                        );
+                    }
+                    let _ = write!(
+                        out,
+                        "<tr><td>Snapshots</td><td><code>{}</code> (baseline) → <code>{}</code> (checked {})</td></tr></table>",
+                        esc(short_hash(st.baseline.as_deref())),
+                        esc(short_hash(st.snapshot.as_deref())),
+                        esc(st.decided_at.as_deref().map_or("never", short_ts))
+                    );
+                }
+                out.push_str("</div>\n");
+            }
+            out.push_str("</section>\n");
+        }
+    }
+    let _ = writeln!(out, "<h2>Changed sources with evidence intact</h2>");
+    let intact: Vec<&CitationStatus<'_>> = s
+        .citations
+        .iter()
+        .filter(|c| {
+            c.source_changed() && matches!(c.verdict, Verdict::Verified | Verdict::Unchanged)
+        })
+        .collect();
+    if intact.is_empty() {
+        out.push_str("<p>None.</p>\n");
+    } else {
+        out.push_str("<ul>\n");
+        for c in intact {
+            let _ = writeln!(
+                out,
+                "<li>{}/{} <a href=\"{}\" rel=\"noreferrer noopener\">{}</a>: {} <span class=\"meta\">(<code>{}</code> → <code>{}</code>)</span></li>",
+                esc(&c.citation.offering),
+                esc(&c.citation.dimension),
+                esc_attr(&safe_href(&c.citation.url)),
+                esc(&c.citation.url),
+                c.verdict,
+                esc(short_hash(c.baseline.as_deref())),
+                esc(short_hash(c.snapshot.as_deref()))
+            );
+        }
+        out.push_str("</ul>\n");
+    }
+    out.push_str("</body></html>\n");
+    out
+}
+
+/// Only http(s) links are emitted as links (the registry guarantees it; this keeps the
+/// report safe even if that ever changed).
+fn safe_href(url: &str) -> String {
+    if url.starts_with("https://") || url.starts_with("http://") {
+        url.to_string()
+    } else {
+        "#".into()
+    }
 }
 
 #[cfg(test)]
@@ -427,6 +757,12 @@ mod tests {
         );
         assert!(d.contains("~~30~~ **90**"), "{d}");
         assert!(d.contains("kept for"), "{d}");
+    }
+
+    #[test]
+    fn github_escaping() {
+        assert_eq!(gh_escape("a%b\nc:d,e", false), "a%25b%0Ac:d,e");
+        assert_eq!(gh_escape("a:b,c", true), "a%3Ab%2Cc");
     }
 
     #[test]

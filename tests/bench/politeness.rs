@@ -91,7 +91,7 @@ fn main() {
         let store = Store::open(&dir.path().join("farm.db")).await.unwrap();
         let snaps = SnapshotStore::new(dir.path().join("snapshots"));
         let opts = RunOptions {
-            only: None,
+            scope: Default::default(),
             fetch: FetchConfig { rate, concurrency: 64, addresses: AddressPolicy::LoopbackOnly, ..FetchConfig::default() },
             confirm: ConfirmPolicy::default(),
             clock: pipeline::system_clock(),

@@ -121,7 +121,7 @@ impl Env {
     /// Options for a fast, loopback-only run at a fixed time.
     pub fn options(&self, now: DateTime<Utc>) -> RunOptions {
         RunOptions {
-            only: None,
+            scope: Default::default(),
             fetch: test_fetch_config(),
             confirm: ConfirmPolicy::default(),
             clock: Arc::new(move || now),
