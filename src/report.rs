@@ -397,18 +397,17 @@ pub fn diff_parts(before: &str, after: &str) -> Vec<DiffPart> {
         match tag {
             similar::ChangeTag::Equal => {
                 let (first, last) = (i == 0, i + 1 == n);
-                if words.len() <= 2 * CONTEXT && !first && !last {
+                let keep = if first || last { CONTEXT } else { 2 * CONTEXT };
+                if words.len() <= keep {
                     parts.push(DiffPart::Same(words.join(" ")));
                     continue;
                 }
                 if !first {
-                    parts.push(DiffPart::Same(words[..words.len().min(CONTEXT)].join(" ")));
+                    parts.push(DiffPart::Same(words[..CONTEXT].join(" ")));
                 }
                 parts.push(DiffPart::Gap);
                 if !last {
-                    parts.push(DiffPart::Same(
-                        words[words.len().saturating_sub(CONTEXT)..].join(" "),
-                    ));
+                    parts.push(DiffPart::Same(words[words.len() - CONTEXT..].join(" ")));
                 }
             }
             similar::ChangeTag::Delete => parts.push(DiffPart::Removed(words.join(" "))),
@@ -756,7 +755,13 @@ mod tests {
             "Data is kept for 90 days and then deleted.",
         );
         assert!(d.contains("~~30~~ **90**"), "{d}");
-        assert!(d.contains("kept for"), "{d}");
+        assert_eq!(d, "Data is kept for ~~30~~ **90** days and then deleted.");
+        let long = "one two three four five six seven eight nine ten eleven twelve";
+        let d = word_diff(&format!("{long} old {long}"), &format!("{long} new {long}"));
+        assert_eq!(
+            d,
+            "… seven eight nine ten eleven twelve ~~old~~ **new** one two three four five six …"
+        );
     }
 
     #[test]

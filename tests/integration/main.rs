@@ -4,6 +4,7 @@
 mod check;
 mod env;
 mod fetch;
+mod gate;
 mod replay;
 mod robots_conformance;
 mod run;
