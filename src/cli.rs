@@ -84,6 +84,9 @@ struct FetchArgs {
     /// [default: 14400]
     #[arg(long, value_name = "SECONDS")]
     deadline: Option<u64>,
+    /// Fetch everything again even if an interrupted run of today already fetched some URLs
+    #[arg(long)]
+    refetch: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +102,27 @@ enum Command {
     /// Work the re-verification queue
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// Long-running scheduled worker: runs on a cron schedule until SIGTERM or SIGINT
+    Daemon(DaemonArgs),
+}
+
+#[derive(Debug, Args)]
+struct DaemonArgs {
+    /// Cron expression: minute hour day-of-month month day-of-week (a leading seconds field
+    /// is allowed), e.g. "0 3 * * *" for 03:00 every day
+    #[arg(long, value_name = "CRON EXPR")]
+    schedule: String,
+    /// Time zone the schedule is read in
+    #[arg(long, value_enum, default_value_t = TimeZone::Utc)]
+    timezone: TimeZone,
+    #[command(flatten)]
+    fetch_args: FetchArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum TimeZone {
+    Utc,
+    Local,
 }
 
 #[derive(Debug, Args)]
@@ -254,6 +278,7 @@ fn settings(global: &GlobalArgs, fetch: Option<&FetchArgs>) -> Result<Settings, 
             concurrency: f.concurrency,
             quiet: global.quiet,
             deadline: f.deadline,
+            refetch: f.refetch,
         },
         file,
     )
@@ -447,6 +472,61 @@ async fn dispatch(cli: Cli, clock: Clock) -> Result<Exit, Fail> {
             }
             Ok(Exit::Ok)
         }
+        Command::Daemon(args) => {
+            let s = settings(&cli.global, Some(&args.fetch_args))?;
+            let zone = match args.timezone {
+                TimeZone::Utc => crate::worker::Zone::Utc,
+                TimeZone::Local => crate::worker::Zone::Local,
+            };
+            let schedule = crate::worker::Schedule::parse(&args.schedule, zone)
+                .map_err(|e| Fail(Exit::Usage, format!("--schedule: {e}")))?;
+            // The registry is read at every run (so edits apply), but it must be valid to start.
+            load_registry(&s, true)?;
+            let _lock = lock_run(&s)?;
+            let store = open_store(&s).await?;
+            let quiet = s.quiet;
+            let runs = crate::worker::run_on_schedule(
+                &schedule,
+                &clock,
+                shutdown_signal(),
+                |next| {
+                    tracing::info!(next = %next, "next run");
+                    if !quiet {
+                        eprintln!(
+                            "citewatch daemon: {}; next run at {}",
+                            schedule.describe(),
+                            next.to_rfc3339()
+                        );
+                    }
+                },
+                |_| {
+                    let (s, store, clock) = (&s, &store, clock.clone());
+                    async move {
+                        match load_registry(s, true) {
+                            Ok(registry) => {
+                                if let Err(Fail(_, msg)) =
+                                    run_once(s, &registry, store, clock).await
+                                {
+                                    eprintln!("citewatch daemon: run failed: {msg}");
+                                }
+                            }
+                            Err(Fail(_, msg)) => {
+                                eprintln!("citewatch daemon: registry unusable, run skipped: {msg}")
+                            }
+                        }
+                    }
+                },
+            )
+            .await;
+            if !quiet {
+                eprintln!(
+                    "citewatch daemon: stopped after {runs} run{}",
+                    if runs == 1 { "" } else { "s" }
+                );
+            }
+            store.close().await;
+            Ok(Exit::Ok)
+        }
         Command::Queue(q) => {
             let s = settings(&cli.global, None)?;
             let store = open_store(&s).await?;
@@ -454,6 +534,29 @@ async fn dispatch(cli: Cli, clock: Clock) -> Result<Exit, Fail> {
             store.close().await;
             r
         }
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -505,19 +608,35 @@ async fn run_once_scoped(
     keys: Option<std::collections::HashSet<String>>,
 ) -> Result<(), Fail> {
     let snaps = SnapshotStore::new(&s.snapshots);
+    let progress = (!s.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
+        let pb = indicatif::ProgressBar::new(0);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} URLs, eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        pb
+    });
     let opts = RunOptions {
         scope: crate::plan::Scope {
             only: s.only.clone(),
             keys,
+            ..Default::default()
         },
         fetch: s.fetch.clone(),
         confirm: s.confirm,
         clock,
         deadline: s.deadline,
+        resume: !s.refetch,
+        progress: progress.clone(),
     };
     let summary = pipeline::run(registry, store, &snaps, &opts)
         .await
         .map_err(|e| Fail(Exit::Failed, e.to_string()))?;
+    if let Some(pb) = progress {
+        pb.finish_and_clear();
+    }
     if !s.quiet {
         eprintln!("{summary}");
     }

@@ -128,6 +128,8 @@ pub struct Settings {
     pub quiet: bool,
     /// The whole run's deadline.
     pub deadline: std::time::Duration,
+    /// Do not resume an interrupted run of the same day.
+    pub refetch: bool,
 }
 
 /// Values given on the command line (None = not given).
@@ -151,6 +153,8 @@ pub struct FlagValues {
     pub quiet: bool,
     /// `--deadline` (seconds).
     pub deadline: Option<u64>,
+    /// `--refetch`.
+    pub refetch: bool,
 }
 
 /// Merges flags over the file over defaults and checks ranges.
@@ -210,6 +214,7 @@ pub fn resolve(flags: FlagValues, file: FileConfig) -> Result<Settings, ConfigEr
         },
         confirm,
         quiet: flags.quiet || file.quiet.unwrap_or(false),
+        refetch: flags.refetch,
         deadline: match flags.deadline.or(file.deadline) {
             Some(0) => {
                 return Err(ConfigError::Value(

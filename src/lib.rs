@@ -17,6 +17,7 @@
 //! - [`store`]: SQLite state and the re-verification queue (I/O edge).
 //! - [`report`]: `check` output and the review report (pure).
 //! - [`pipeline`]: the one place wiring I/O edges to pure stages.
+//! - [`worker`]: the scheduled loop around the pipeline (`citewatch daemon`).
 //! - [`changes`]: which citations a git ref's registry did not have (for pull requests).
 //! - [`config`] and [`cli`]: flags, `citewatch.toml`, commands and exit codes.
 
@@ -33,6 +34,7 @@ pub mod report;
 pub mod snapshot;
 pub mod store;
 pub mod verdict;
+pub mod worker;
 
 /// Removes credentials and query strings from every URL in `text`, so logs and reports never
 /// carry tokens that a cited URL may hold.

@@ -45,6 +45,10 @@ pub struct RunOptions {
     pub clock: Clock,
     /// The whole run's deadline.
     pub deadline: std::time::Duration,
+    /// Resume a run of the same day that was killed, skipping the URLs it finished.
+    pub resume: bool,
+    /// A progress bar to advance per URL (interactive terminals only).
+    pub progress: Option<indicatif::ProgressBar>,
 }
 
 /// Default run deadline: a nightly run that has not finished in four hours has a problem to
@@ -74,6 +78,8 @@ pub struct RunSummary {
     pub unfinished: usize,
     /// Whether the run deadline was reached.
     pub deadline_hit: bool,
+    /// When this run resumed an interrupted one: how many URLs that one had finished.
+    pub resumed: Option<usize>,
 }
 
 impl std::fmt::Display for RunSummary {
@@ -134,11 +140,33 @@ pub async fn run(
     opts: &RunOptions,
 ) -> Result<RunSummary, RunError> {
     let started = Instant::now();
-    let plan = plan::plan(registry, &opts.scope);
     let now = (opts.clock)();
-    let run_id = store
-        .begin_run(now, plan.url_count() as i64, plan.citation_count() as i64)
-        .await?;
+    let mut scope = opts.scope.clone();
+    let resumed = if opts.resume {
+        store.resumable_run(now).await?
+    } else {
+        None
+    };
+    if let Some((id, done)) = &resumed {
+        tracing::warn!(
+            run = id,
+            done = done.len(),
+            "resuming an interrupted run of today; its finished URLs are not fetched again"
+        );
+        scope.skip_urls.extend(done.iter().cloned());
+    }
+    let plan = plan::plan(registry, &scope);
+    let run_id = match &resumed {
+        Some((id, _)) => *id,
+        None => {
+            store
+                .begin_run(now, plan.url_count() as i64, plan.citation_count() as i64)
+                .await?
+        }
+    };
+    if let Some(pb) = &opts.progress {
+        pb.set_length(plan.url_count() as u64);
+    }
     let fetcher = Fetcher::new(opts.fetch.clone())?;
     let ctx = Ctx {
         store,
@@ -149,6 +177,7 @@ pub async fn run(
         totals: std::sync::Mutex::new(HostResult::default()),
     };
     let mut summary = RunSummary {
+        resumed: resumed.as_ref().map(|(_, done)| done.len()),
         run_id,
         urls: plan.url_count(),
         citations: plan.citation_count(),
@@ -330,6 +359,10 @@ impl Ctx<'_> {
             totals.queue += out.queue;
             totals.bytes += out.bytes;
             totals.urls_done += 1;
+            drop(totals);
+            if let Some(pb) = &self.opts.progress {
+                pb.inc(1);
+            }
         }
         Ok(())
     }

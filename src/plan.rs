@@ -58,6 +58,8 @@ pub struct Scope {
     pub only: Option<String>,
     /// Only citations with these identity keys (e.g. those a pull request added).
     pub keys: Option<std::collections::HashSet<String>>,
+    /// URLs not to fetch: those already fetched by the interrupted run being resumed.
+    pub skip_urls: std::collections::HashSet<String>,
 }
 
 impl Scope {
@@ -79,7 +81,7 @@ pub fn plan<'a>(registry: &'a Registry, scope: &Scope) -> Plan<'a> {
     let mut host_index: HashMap<String, usize> = HashMap::new();
     let mut url_index: HashMap<String, (usize, usize)> = HashMap::new();
     for c in registry.citations() {
-        if !scope.includes(c) {
+        if !scope.includes(c) || scope.skip_urls.contains(c.fetch_url.as_str()) {
             continue;
         }
         let key = c.fetch_url.as_str().to_string();
@@ -138,7 +140,7 @@ mod tests {
                 &reg,
                 &Scope {
                     only: Some("nope".into()),
-                    keys: None
+                    ..Scope::default()
                 }
             )
             .url_count(),
@@ -149,8 +151,8 @@ mod tests {
             plan(
                 &reg,
                 &Scope {
-                    only: None,
-                    keys: Some(one)
+                    keys: Some(one),
+                    ..Scope::default()
                 }
             )
             .citation_count(),

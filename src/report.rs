@@ -168,7 +168,12 @@ pub fn check_text(s: &State<'_>) -> String {
         let _ = writeln!(
             out,
             "OPEN #{} {} {}/{} {}\n    {}",
-            q.id, q.reason, q.offering, q.dimension, q.url, q.detail
+            q.id,
+            q.reason,
+            q.offering,
+            q.dimension,
+            shown(&q.url),
+            crate::redact(&q.detail)
         );
     }
     let pending = s
@@ -273,8 +278,8 @@ pub fn report_md(s: &State<'_>) -> String {
                     "- **{}** (#{}) <{}>: {}  \n  first seen {}, last seen {}",
                     q.reason,
                     q.id,
-                    q.url,
-                    md_escape(&q.detail),
+                    shown(&q.url),
+                    md_escape(&crate::redact(&q.detail)),
                     short_ts(&q.first_seen),
                     short_ts(&q.last_seen)
                 );
@@ -296,7 +301,7 @@ pub fn report_md(s: &State<'_>) -> String {
                         let _ = writeln!(out, "  - found under: {}", md_escape(loc));
                     }
                     if let Some(link) = &st.link {
-                        let _ = writeln!(out, "  - live: <{link}>");
+                        let _ = writeln!(out, "  - live: <{}>", shown(link));
                     }
                     if let Some(d) = s.diffs.get(&q.citation_key) {
                         let _ = writeln!(out, "  - change: {}", diff_md(d));
@@ -329,7 +334,7 @@ pub fn report_md(s: &State<'_>) -> String {
             "- {}/{} <{}>: {} (baseline `{}`, current `{}`)",
             c.citation.offering,
             c.citation.dimension,
-            c.citation.url,
+            shown(&c.citation.url),
             c.verdict,
             short_hash(c.baseline.as_deref()),
             short_hash(c.snapshot.as_deref())
@@ -481,7 +486,7 @@ pub fn check_junit(s: &State<'_>, fail_on: &[String]) -> String {
     for c in &s.citations {
         let key = c.citation.key();
         let items: Vec<&&QueueItem> = failing.iter().filter(|q| q.citation_key == key).collect();
-        let name = format!("{} {}", c.citation.dimension, c.citation.url);
+        let name = format!("{} {}", c.citation.dimension, shown(&c.citation.url));
         let _ = write!(
             cases,
             "    <testcase classname=\"{}\" name=\"{}\" file=\"{}\" line=\"{}\">",
@@ -553,7 +558,12 @@ pub fn check_github(s: &State<'_>, fail_on: &[String]) -> String {
             (c.citation.file.display().to_string(), c.citation.line)
         });
         let title = format!("citewatch: {} {}/{}", q.reason, q.offering, q.dimension);
-        let msg = format!("{} — {} (queue item #{})", q.url, q.detail, q.id);
+        let msg = format!(
+            "{} — {} (queue item #{})",
+            shown(&q.url),
+            crate::redact(&q.detail),
+            q.id
+        );
         let _ = writeln!(
             out,
             "::error file={},line={line},title={}::{}",
@@ -650,9 +660,9 @@ pub fn report_html(s: &State<'_>) -> String {
                     q.id,
                     esc(short_ts(&q.first_seen)),
                     esc(short_ts(&q.last_seen)),
-                    esc_attr(&safe_href(&q.url)),
-                    esc(&q.url),
-                    esc(&q.detail)
+                    esc_attr(&safe_href(&shown(&q.url))),
+                    esc(&shown(&q.url)),
+                    esc(&crate::redact(&q.detail))
                 );
                 if let Some(st) = status_of(s, q) {
                     out.push_str("<table>");
@@ -687,7 +697,7 @@ pub fn report_html(s: &State<'_>) -> String {
                         let _ = write!(
                             out,
                             "<tr><td>Live</td><td><a href=\"{}\" rel=\"noreferrer noopener\">open at the quote</a></td></tr>",
-                            esc_attr(&safe_href(link))
+                            esc_attr(&safe_href(&shown(link)))
                         );
                     }
                     let _ = write!(
@@ -721,8 +731,8 @@ pub fn report_html(s: &State<'_>) -> String {
                 "<li>{}/{} <a href=\"{}\" rel=\"noreferrer noopener\">{}</a>: {} <span class=\"meta\">(<code>{}</code> → <code>{}</code>)</span></li>",
                 esc(&c.citation.offering),
                 esc(&c.citation.dimension),
-                esc_attr(&safe_href(&c.citation.url)),
-                esc(&c.citation.url),
+                esc_attr(&safe_href(&shown(&c.citation.url))),
+                esc(&shown(&c.citation.url)),
                 c.verdict,
                 esc(short_hash(c.baseline.as_deref())),
                 esc(short_hash(c.snapshot.as_deref()))
@@ -732,6 +742,15 @@ pub fn report_html(s: &State<'_>) -> String {
     }
     out.push_str("</body></html>\n");
     out
+}
+
+/// A URL for display in a report: credentials and query string removed (they may hold
+/// tokens), a `#:~:text=` fragment kept.
+fn shown(url: &str) -> String {
+    match url.split_once("#:~:") {
+        Some((base, frag)) => format!("{}#:~:{frag}", crate::redact(base)),
+        None => crate::redact(url),
+    }
 }
 
 /// Only http(s) links are emitted as links (the registry guarantees it; this keeps the

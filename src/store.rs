@@ -344,6 +344,41 @@ impl Store {
         Ok(row.0)
     }
 
+    /// The run to resume: a run still marked `running` (its process died: the caller holds the
+    /// run lock) that started on `now`'s UTC day, with the URLs it already fetched. Older
+    /// dead runs are marked `failed`.
+    pub async fn resumable_run(&self, now: DateTime<Utc>) -> Result<Option<(i64, Vec<String>)>> {
+        let e = self.err();
+        let dead: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT id, started_at FROM runs WHERE status = 'running' ORDER BY id DESC",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(&e)?;
+        let mut resume = None;
+        for (id, started) in dead {
+            let same_day = parse_ts(&started).is_some_and(|t| t.date_naive() == now.date_naive());
+            if resume.is_none() && same_day {
+                resume = Some(id);
+                continue;
+            }
+            sqlx::query("UPDATE runs SET status = 'failed', finished_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(ts(now))
+                .execute(&self.pool)
+                .await
+                .map_err(&e)?;
+        }
+        let Some(id) = resume else { return Ok(None) };
+        let urls: Vec<(String,)> =
+            sqlx::query_as("SELECT DISTINCT url FROM fetches WHERE run_id = $1")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(&e)?;
+        Ok(Some((id, urls.into_iter().map(|u| u.0).collect())))
+    }
+
     /// Marks a run finished or failed.
     pub async fn finish_run(&self, run_id: i64, now: DateTime<Utc>, ok: bool) -> Result<()> {
         sqlx::query("UPDATE runs SET finished_at = $1, status = $2 WHERE id = $3")

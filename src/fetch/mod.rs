@@ -103,7 +103,14 @@ impl Hop {
 /// Formats a redirect chain as `301 a -> b; 302 b -> c`.
 pub fn describe_chain(hops: &[Hop]) -> String {
     hops.iter()
-        .map(|h| format!("{} {} -> {}", h.status, h.from, h.to))
+        .map(|h| {
+            format!(
+                "{} {} -> {}",
+                h.status,
+                crate::redact(&h.from),
+                crate::redact(&h.to)
+            )
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }

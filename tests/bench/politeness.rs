@@ -96,6 +96,8 @@ fn main() {
             confirm: ConfirmPolicy::default(),
             clock: pipeline::system_clock(),
             deadline: pipeline::DEFAULT_RUN_DEADLINE,
+            resume: true,
+            progress: None,
         };
         let started = Instant::now();
         let summary = pipeline::run(&registry, &store, &snaps, &opts).await.unwrap();

@@ -126,6 +126,8 @@ impl Env {
             confirm: ConfirmPolicy::default(),
             clock: Arc::new(move || now),
             deadline: pipeline::DEFAULT_RUN_DEADLINE,
+            resume: true,
+            progress: None,
         }
     }
 
