@@ -107,6 +107,12 @@ impl std::fmt::Display for RunSummary {
             self.bytes,
             self.elapsed.as_secs_f64()
         )?;
+        if let Some(done) = self.resumed {
+            write!(
+                f,
+                "; resumed after an interruption ({done} URLs were already done)"
+            )?;
+        }
         if self.deadline_hit {
             write!(
                 f,

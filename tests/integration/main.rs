@@ -5,6 +5,7 @@ mod check;
 mod env;
 mod fetch;
 mod gate;
+mod ops;
 mod replay;
 mod robots_conformance;
 mod run;
