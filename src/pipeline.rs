@@ -279,10 +279,14 @@ pub async fn sync_expiry(
             detail,
             fingerprint: cell.verified.map(|d| d.to_string()).unwrap_or_default(),
         });
+        // A thousand citations per transaction: short writer locks, bounded memory.
+        if checks.len() == 1000 {
+            delta += store.sync_expired(&checks, now).await?;
+            checks.clear();
+        }
     }
-    // One transaction per thousand citations keeps the writer lock short.
-    for chunk in checks.chunks(1000) {
-        delta += store.sync_expired(chunk, now).await?;
+    if !checks.is_empty() {
+        delta += store.sync_expired(&checks, now).await?;
     }
     Ok((expired, delta))
 }

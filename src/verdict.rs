@@ -521,7 +521,6 @@ pub fn is_expired(
 mod tests {
     use super::*;
     use crate::registry::Render;
-    use std::path::PathBuf;
 
     fn citation(quote: Option<&str>, absent: &[&str]) -> Citation {
         Citation {
@@ -533,7 +532,7 @@ mod tests {
             absent: absent.iter().map(|s| s.to_string()).collect(),
             selector: None,
             render: Render::Http,
-            file: PathBuf::from("x.toml"),
+            file: std::sync::Arc::from(std::path::Path::new("x.toml")),
             line: 1,
         }
     }

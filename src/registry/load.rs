@@ -3,7 +3,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{Parsed, SourceFile, parse};
+use super::{Parsed, Parser, SourceFile};
 
 /// A registry directory that cannot be read at all.
 #[derive(Debug, thiserror::Error)]
@@ -38,9 +38,11 @@ fn read(path: &Path) -> Result<SourceFile, LoadError> {
     })
 }
 
-/// Reads `DIR/registry.toml` and every `DIR/offerings/*.toml` (sorted by name).
-pub fn read_sources(dir: &Path) -> Result<(SourceFile, Vec<SourceFile>), LoadError> {
+/// Reads and validates the registry in `dir`: `registry.toml`, then every
+/// `offerings/*.toml` in name order, one file in memory at a time.
+pub fn load(dir: &Path) -> Result<Parsed, LoadError> {
     let vocab = read(&dir.join("registry.toml"))?;
+    let mut parser = Parser::new(&vocab);
     let off_dir = dir.join("offerings");
     let entries = std::fs::read_dir(&off_dir).map_err(|source| LoadError::Io {
         path: off_dir.clone(),
@@ -58,15 +60,8 @@ pub fn read_sources(dir: &Path) -> Result<(SourceFile, Vec<SourceFile>), LoadErr
         }
     }
     paths.sort();
-    let offerings = paths
-        .iter()
-        .map(|p| read(p))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((vocab, offerings))
-}
-
-/// Reads and validates the registry in `dir`.
-pub fn load(dir: &Path) -> Result<Parsed, LoadError> {
-    let (vocab, offerings) = read_sources(dir)?;
-    Ok(parse(&vocab, &offerings))
+    for p in paths {
+        parser.add_offering(&read(&p)?);
+    }
+    Ok(parser.finish())
 }

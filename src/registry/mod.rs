@@ -22,7 +22,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-pub use load::{LoadError, load, read_sources};
+pub use load::{LoadError, load};
 
 /// One registry file's path (as shown in messages) and its text.
 #[derive(Debug, Clone)]
@@ -154,8 +154,8 @@ pub struct Citation {
     pub selector: Option<String>,
     /// Fetch method.
     pub render: Render,
-    /// File the citation is written in.
-    pub file: PathBuf,
+    /// File the citation is written in (shared by the citations of one file).
+    pub file: std::sync::Arc<std::path::Path>,
     /// Line of its `[[cells.x.sources]]` header.
     pub line: usize,
 }
@@ -319,43 +319,79 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// Validates a registry: `registry_toml` is `registry.toml`, `offerings` the files of
 /// `offerings/`. Pure: no file system access.
 pub fn parse(registry_toml: &SourceFile, offerings: &[SourceFile]) -> Parsed {
-    let mut problems = Vec::new();
-    let vocab = raw::parse_vocabulary(registry_toml, &mut problems);
-    let mut parsed_offerings = Vec::new();
-    let mut seen_ids: HashMap<String, PathBuf> = HashMap::new();
+    let mut p = Parser::new(registry_toml);
     for file in offerings {
+        p.add_offering(file);
+    }
+    p.finish()
+}
+
+/// Validates a registry one offering file at a time, so a large registry's file texts need not
+/// all be held at once.
+pub struct Parser {
+    vocab: Option<Vocabulary>,
+    problems: Vec<Problem>,
+    offerings: Vec<Offering>,
+    seen_ids: HashMap<String, PathBuf>,
+}
+
+impl Parser {
+    /// Starts with `registry.toml`.
+    pub fn new(registry_toml: &SourceFile) -> Parser {
+        let mut problems = Vec::new();
+        let vocab = raw::parse_vocabulary(registry_toml, &mut problems);
+        Parser {
+            vocab,
+            problems,
+            offerings: Vec::new(),
+            seen_ids: HashMap::new(),
+        }
+    }
+
+    /// Validates one offering file.
+    pub fn add_offering(&mut self, file: &SourceFile) {
         let mut rep = Reporter {
             file,
-            problems: &mut problems,
+            problems: &mut self.problems,
         };
-        if let Some(o) = raw::parse_offering(&mut rep, vocab.as_ref()) {
-            if let Some(prev) = seen_ids.get(&o.id) {
+        if let Some(o) = raw::parse_offering(&mut rep, self.vocab.as_ref()) {
+            if let Some(prev) = self.seen_ids.get(&o.id) {
                 rep.error(
                     0,
                     format!("offering id `{}` is also used by {}", o.id, prev.display()),
                 );
             } else {
-                seen_ids.insert(o.id.clone(), file.path.clone());
-                parsed_offerings.push(o);
+                self.seen_ids.insert(o.id.clone(), file.path.clone());
+                self.offerings.push(o);
             }
         }
     }
-    problems.sort_by(|a, b| (&a.file, a.line, a.severity).cmp(&(&b.file, b.line, b.severity)));
-    problems.dedup();
-    let has_errors = problems.iter().any(|p| p.severity == Severity::Error);
-    let registry = match vocab {
-        Some(v) if !has_errors => {
-            parsed_offerings.sort_by(|a, b| a.id.cmp(&b.id));
-            Some(Registry {
-                name: v.name,
-                grades: v.grades,
-                dimensions: v.dimensions,
-                offerings: parsed_offerings,
-            })
-        }
-        _ => None,
-    };
-    Parsed { registry, problems }
+
+    /// The registry, if no file had an error, and every problem found.
+    pub fn finish(self) -> Parsed {
+        let Parser {
+            vocab,
+            mut problems,
+            mut offerings,
+            ..
+        } = self;
+        problems.sort_by(|a, b| (&a.file, a.line, a.severity).cmp(&(&b.file, b.line, b.severity)));
+        problems.dedup();
+        let has_errors = problems.iter().any(|p| p.severity == Severity::Error);
+        let registry = match vocab {
+            Some(v) if !has_errors => {
+                offerings.sort_by(|a, b| a.id.cmp(&b.id));
+                Some(Registry {
+                    name: v.name,
+                    grades: v.grades,
+                    dimensions: v.dimensions,
+                    offerings,
+                })
+            }
+            _ => None,
+        };
+        Parsed { registry, problems }
+    }
 }
 
 /// The validated vocabularies of `registry.toml`.

@@ -209,6 +209,7 @@ pub(super) fn parse_offering(
         raw.cells.into_iter().collect();
     cells_in_order.sort_by_key(|(k, _)| k.span().start);
     let mut cells = Vec::new();
+    let file: std::sync::Arc<std::path::Path> = std::sync::Arc::from(rep.file.path.as_path());
     for (key, cell) in cells_in_order {
         let dim = key.get_ref().clone();
         let cell_line = rep.line_of(key.span().start);
@@ -275,7 +276,7 @@ pub(super) fn parse_offering(
         for src in cell.sources {
             let at = src.span().start;
             let src = src.into_inner();
-            if let Some(c) = citation(rep, &id, &dim, at, src) {
+            if let Some(c) = citation(rep, &id, &dim, at, src, &file) {
                 if !identities.insert((c.url.clone(), c.quote.clone())) {
                     rep.error(
                         at,
@@ -316,6 +317,7 @@ fn citation(
     dim: &str,
     at: usize,
     src: RawSource,
+    file: &std::sync::Arc<std::path::Path>,
 ) -> Option<Citation> {
     let errors_before = rep.problems.len();
     let url_text = src.url.get_ref().clone();
@@ -428,7 +430,7 @@ fn citation(
         absent,
         selector,
         render,
-        file: rep.file.path.clone(),
+        file: file.clone(),
         line: rep.line_of(at),
     })
 }

@@ -16,7 +16,10 @@ use axum::body::Body;
 use axum::http::{Request, Response};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 async fn host(counter: Arc<AtomicUsize>) -> u16 {
@@ -44,7 +47,13 @@ async fn host(counter: Arc<AtomicUsize>) -> u16 {
 /// Peak resident set (VmHWM) of a process, in kB.
 fn vm_hwm(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 fn main() {
@@ -55,7 +64,10 @@ fn main() {
     let dims = 10;
     let per_cell = 10;
     let offerings = citations.div_ceil(dims * per_cell);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let counters: Vec<Arc<AtomicUsize>> = (0..hosts).map(|_| Arc::new(AtomicUsize::new(0))).collect();
         let mut ports = Vec::new();

@@ -114,7 +114,7 @@ fn watch(url: &str, quote: Option<&str>) -> Citation {
         absent: vec![],
         selector: None,
         render: Render::Http,
-        file: PathBuf::from("replay.toml"),
+        file: std::sync::Arc::from(std::path::Path::new("replay.toml")),
         line: 1,
     }
 }
