@@ -311,10 +311,26 @@ pub fn find_quote(quote: &str, text: &str) -> QuoteMatch {
 /// approximately. Offsets returned are into `text`.
 fn find_in(quote: &str, text: &str, from: usize, to: usize) -> QuoteMatch {
     let hay = &text[from..to];
-    if let Some(i) = hay.find(quote) {
-        return QuoteMatch::Exact {
-            start: from + i,
-            end: from + i + quote.len(),
+    // An occurrence that starts or ends inside a word ("Type I" in "Type II") is not the
+    // quote; it is reported as a near match showing the whole word.
+    let mut partial = None;
+    for (i, _) in hay.match_indices(quote) {
+        if on_word_bounds(hay, i, i + quote.len()) {
+            return QuoteMatch::Exact {
+                start: from + i,
+                end: from + i + quote.len(),
+            };
+        }
+        partial.get_or_insert(i);
+    }
+    if let Some(i) = partial {
+        let (start, end) = widen_to_words(hay, i, i + quote.len());
+        return QuoteMatch::Near {
+            start: from + start,
+            end: from + end,
+            found: hay[start..end].to_string(),
+            why: "the page continues a word the quote ends or starts in".into(),
+            similarity: quote.len() as f64 / (end - start) as f64,
         };
     }
     // Case-only differences: lowercase both sides char by char, keeping byte offsets of the
@@ -356,6 +372,37 @@ fn find_in(quote: &str, text: &str, from: usize, to: usize) -> QuoteMatch {
     }
 }
 
+fn is_word(c: char) -> bool {
+    c.is_alphanumeric()
+}
+
+/// Whether `hay[start..end]` neither starts nor ends in the middle of a word.
+fn on_word_bounds(hay: &str, start: usize, end: usize) -> bool {
+    let inner_first = hay[start..end].chars().next();
+    let inner_last = hay[start..end].chars().next_back();
+    let before = hay[..start].chars().next_back();
+    let after = hay[end..].chars().next();
+    !(inner_first.is_some_and(is_word) && before.is_some_and(is_word))
+        && !(inner_last.is_some_and(is_word) && after.is_some_and(is_word))
+}
+
+/// Widens `start..end` to whole words.
+fn widen_to_words(hay: &str, mut start: usize, mut end: usize) -> (usize, usize) {
+    while start > 0
+        && hay[..start].chars().next_back().is_some_and(is_word)
+        && hay[start..].chars().next().is_some_and(is_word)
+    {
+        start -= hay[..start].chars().next_back().map_or(1, char::len_utf8);
+    }
+    while end < hay.len()
+        && hay[..end].chars().next_back().is_some_and(is_word)
+        && hay[end..].chars().next().is_some_and(is_word)
+    {
+        end += hay[end..].chars().next().map_or(1, char::len_utf8);
+    }
+    (start, end)
+}
+
 /// Best approximate occurrence of `quote` in `hay` within the drift threshold: (start, end,
 /// edits), on character boundaries. Bit-parallel Levenshtein search (triple_accel).
 pub fn approximate(quote: &str, hay: &str) -> Option<(usize, usize, u32)> {
@@ -380,6 +427,8 @@ pub fn approximate(quote: &str, hay: &str) -> Option<(usize, usize, u32)> {
     while end < hay.len() && !hay.is_char_boundary(end) {
         end += 1;
     }
+    // Show whole words: a match that stops mid-word ("the Scale an") is widened to the word.
+    let (start, end) = widen_to_words(hay, start, end);
     (start < end).then_some((start, end, best.k))
 }
 
@@ -672,6 +721,20 @@ impl<'a> Doc<'a> {
         }
         path.reverse();
         path
+    }
+
+    /// The sentence around `start..end`, kept within the lines (blocks) the match spans, so a
+    /// heading above is not taken for part of the sentence.
+    pub fn context(&self, start: usize, end: usize) -> String {
+        let first = self.line_at(start);
+        let last = self.line_at(end.saturating_sub(1).max(start));
+        let lo = self.line_starts.get(first).copied().unwrap_or(0);
+        let hi = self
+            .line_starts
+            .get(last + 1)
+            .map_or(self.text.len(), |&s| s.saturating_sub(1).max(end));
+        let window = &self.text[lo..hi.min(self.text.len())];
+        sentence_around(window, start - lo, end - lo)
     }
 
     /// Whether the text at a position is hidden on the page until a reader acts.
@@ -1077,6 +1140,54 @@ mod tests {
             Some("Trust › Other (hidden on the page)")
         );
         assert_eq!(doc.text, normalise(&ex.text));
+    }
+
+    #[test]
+    fn context_stays_within_the_blocks_of_the_match() {
+        let ex = crate::extract::html_extract(
+            "<h2>Certifications</h2><p>Mistral complies with SOC 2. Other.</p>",
+            None,
+        );
+        let doc = Doc::new(&ex);
+        let at = doc.text.find("complies").unwrap();
+        assert_eq!(
+            doc.context(at, at + "complies with SOC 2".len()),
+            "Mistral complies with SOC 2."
+        );
+    }
+
+    #[test]
+    fn near_matches_are_shown_as_whole_words() {
+        let page = normalise(
+            "ZDR is available only for the Scale plan and only for stateless API callers today.",
+        );
+        match find_quote(
+            "available only for the Scale plan and only for stateless API calls",
+            &page,
+        ) {
+            QuoteMatch::Near { found, .. } => assert_eq!(
+                found,
+                "available only for the Scale plan and only for stateless API callers"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_exact_match_must_not_end_inside_a_word() {
+        let page = normalise("We hold SOC 2 Type II reports and ISO 27001 certificates.");
+        match find_quote("We hold SOC 2 Type I", &page) {
+            QuoteMatch::Near { found, .. } => assert_eq!(found, "We hold SOC 2 Type II"),
+            other => panic!("Type I is not Type II: {other:?}"),
+        }
+        assert!(matches!(
+            find_quote("SOC 2 Type II reports", &page),
+            QuoteMatch::Exact { .. }
+        ));
+        assert!(
+            matches!(find_quote("certificates.", &page), QuoteMatch::Exact { .. }),
+            "punctuation ends are fine"
+        );
     }
 
     #[test]

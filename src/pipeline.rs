@@ -691,6 +691,7 @@ pub async fn load_state<'a>(
             decided_at: l.map(|l| l.decided_at.clone()),
             snapshot: l.and_then(|l| l.snapshot_hash.clone()),
             baseline: l.and_then(|l| l.baseline_snapshot.clone()),
+            baseline_at: l.and_then(|l| l.baseline_at.clone()),
             found: l.and_then(|l| l.found.clone()),
             link: l.and_then(|l| l.link.clone()),
             location: l.and_then(|l| l.location.clone()),

@@ -30,6 +30,8 @@ pub struct CitationStatus<'a> {
     pub snapshot: Option<String>,
     /// Baseline snapshot.
     pub baseline: Option<String>,
+    /// When the baseline was set (first reading, or the last resolve).
+    pub baseline_at: Option<String>,
     /// Near-match variant found.
     pub found: Option<String>,
     /// Live link to the quote (text fragment).
@@ -308,9 +310,11 @@ pub fn report_md(s: &State<'_>) -> String {
                     }
                     let _ = writeln!(
                         out,
-                        "  - snapshots: baseline `{}`, current `{}`",
+                        "  - snapshots: baseline `{}` ({}), current `{}` ({})",
                         short_hash(st.baseline.as_deref()),
-                        short_hash(st.snapshot.as_deref())
+                        st.baseline_at.as_deref().map_or("none", short_ts),
+                        short_hash(st.snapshot.as_deref()),
+                        st.decided_at.as_deref().map_or("never", short_ts)
                     );
                 }
             }
@@ -702,8 +706,9 @@ pub fn report_html(s: &State<'_>) -> String {
                     }
                     let _ = write!(
                         out,
-                        "<tr><td>Snapshots</td><td><code>{}</code> (baseline) → <code>{}</code> (checked {})</td></tr></table>",
+                        "<tr><td>Snapshots</td><td><code>{}</code> (baseline, {}) → <code>{}</code> (checked {})</td></tr></table>",
                         esc(short_hash(st.baseline.as_deref())),
+                        esc(st.baseline_at.as_deref().map_or("none", short_ts)),
                         esc(short_hash(st.snapshot.as_deref())),
                         esc(st.decided_at.as_deref().map_or("never", short_ts))
                     );

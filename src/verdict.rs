@@ -438,7 +438,7 @@ fn judge_quote(
         QuoteMatch::Exact { start, end } => {
             j.link = Some(evidence::text_fragment(&citation.url, text, start, end));
             j.location = doc.location(start);
-            let now_ctx = evidence::sentence_around(text, start, end);
+            let now_ctx = doc.context(start, end);
             let shift = baseline.and_then(|b| {
                 let bdoc = evidence::Doc::new(b);
                 let (bs, be) = match evidence::find_quote(q, &bdoc.text) {
@@ -447,7 +447,7 @@ fn judge_quote(
                     }
                     QuoteMatch::Absent => return None,
                 };
-                let before_ctx = evidence::sentence_around(&bdoc.text, bs, be);
+                let before_ctx = bdoc.context(bs, be);
                 let shifts = evidence::meaning_shift(&before_ctx, &now_ctx);
                 (!shifts.is_empty()).then_some((shifts, before_ctx))
             });
