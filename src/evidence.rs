@@ -382,8 +382,9 @@ fn on_word_bounds(hay: &str, start: usize, end: usize) -> bool {
     let inner_last = hay[start..end].chars().next_back();
     let before = hay[..start].chars().next_back();
     let after = hay[end..].chars().next();
-    !(inner_first.is_some_and(is_word) && before.is_some_and(is_word))
-        && !(inner_last.is_some_and(is_word) && after.is_some_and(is_word))
+    let starts_inside = inner_first.is_some_and(is_word) && before.is_some_and(is_word);
+    let ends_inside = inner_last.is_some_and(is_word) && after.is_some_and(is_word);
+    !(starts_inside || ends_inside)
 }
 
 /// Widens `start..end` to whole words.
