@@ -6,6 +6,7 @@
 //! value ([`FetchOutcome::Failed`]), not an `Err`. It does not know about citations, snapshots
 //! or the database.
 
+pub mod browser;
 pub mod guard;
 pub mod robots;
 

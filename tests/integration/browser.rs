@@ -1,0 +1,135 @@
+//! JS-rendered sources through headless Chromium (Debian's package; CI installs it). Every
+//! page is served on 127.0.0.1; the renderer's address policy is loopback-only or stricter.
+
+use std::time::Duration;
+
+use citewatch::fetch::browser::{RenderLimits, Renderer, chromium_path};
+use citewatch::fetch::guard::AddressPolicy;
+
+use crate::site::{Page, Site};
+
+/// Skips (outside CI) when Chromium is missing; CI must have it.
+fn have_chromium() -> bool {
+    if chromium_path().is_some() {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "CI must install chromium");
+    eprintln!("chromium not installed: skipping");
+    false
+}
+
+pub const SCRIPTED: &str = "<html><body><main><div id=\"out\">Loading…</div></main><script>document.getElementById('out').textContent = 'Customer data is never used for training.';</script></body></html>";
+pub const FETCHING: &str = "<html><body><main><p id=\"o\">Loading…</p></main><script>fetch('/data.txt').then(r => r.text()).then(t => { document.getElementById('o').textContent = t; });</script></body></html>";
+
+fn site_pages(site: &Site) {
+    site.set("/js", Page::html(SCRIPTED));
+    site.set("/xhr", Page::html(FETCHING));
+    site.set(
+        "/data.txt",
+        Page::bytes(
+            "text/plain",
+            b"Zero Data Retention is available on request.".to_vec(),
+        ),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_and_their_requests_are_rendered() {
+    if !have_chromium() {
+        return;
+    }
+    let site = Site::start().await;
+    site_pages(&site);
+    let r = Renderer::launch(AddressPolicy::LoopbackOnly).await.unwrap();
+    let t = std::time::Instant::now();
+    let page = r
+        .render(&site.url("/js").parse().unwrap(), RenderLimits::default())
+        .await
+        .unwrap();
+    assert!(
+        page.html
+            .contains("Customer data is never used for training."),
+        "{}",
+        page.html
+    );
+    let first = t.elapsed();
+    let t = std::time::Instant::now();
+    let page = r
+        .render(&site.url("/xhr").parse().unwrap(), RenderLimits::default())
+        .await
+        .unwrap();
+    assert!(
+        page.html
+            .contains("Zero Data Retention is available on request."),
+        "{}",
+        page.html
+    );
+    assert!(
+        page.requests >= 2,
+        "document and XHR both went through the check: {}",
+        page.requests
+    );
+    assert_eq!(site.hits("/data.txt"), 1);
+    eprintln!(
+        "render: first page {first:?} (incl. tab warm-up), second page {:?}",
+        t.elapsed()
+    );
+    r.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browsers_requests_pass_the_address_guard() {
+    if !have_chromium() {
+        return;
+    }
+    let site = Site::start().await;
+    site_pages(&site);
+    let r = Renderer::launch(AddressPolicy::PublicOnly).await.unwrap();
+    let page = r
+        .render(&site.url("/xhr").parse().unwrap(), RenderLimits::default())
+        .await
+        .unwrap();
+    assert!(!page.refused.is_empty(), "the document request was refused");
+    assert!(page.refused[0].contains("non-public"), "{:?}", page.refused);
+    assert!(!page.html.contains("Zero Data Retention"));
+    assert_eq!(
+        site.total_hits(),
+        0,
+        "no connection reached the loopback server"
+    );
+    r.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_that_never_settles_hits_the_deadline() {
+    if !have_chromium() {
+        return;
+    }
+    let site = Site::start().await;
+    site.set(
+        "/busy",
+        Page::html("<html><body><main><p>Always busy.</p></main><script>setInterval(() => fetch('/tick?' + Date.now()), 100);</script></body></html>"),
+    );
+    site.set("/tick", Page::bytes("text/plain", b"tick".to_vec()));
+    let r = Renderer::launch(AddressPolicy::LoopbackOnly).await.unwrap();
+    let t = std::time::Instant::now();
+    let limits = RenderLimits {
+        deadline: Duration::from_secs(3),
+        quiet: Duration::from_millis(800),
+    };
+    let page = r
+        .render(&site.url("/busy").parse().unwrap(), limits)
+        .await
+        .unwrap();
+    assert!(page.hit_deadline);
+    assert!(page.html.contains("Always busy."));
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+    // The tab is usable afterwards.
+    site.set("/js", Page::html(SCRIPTED));
+    let next = r
+        .render(&site.url("/js").parse().unwrap(), RenderLimits::default())
+        .await
+        .unwrap();
+    assert!(next.html.contains("never used for training"));
+    r.close().await;
+}
