@@ -1059,13 +1059,18 @@ pub fn page_problem(bytes: &[u8], text: &str) -> Option<PageProblem> {
             ),
         });
     }
-    if words < 30 && looks_script_only(bytes) {
-        return Some(PageProblem {
-            class: FailureClass::Blocked,
-            detail: "the page has almost no text without JavaScript; set render = \"browser\" on this source".into(),
-        });
-    }
     None
+}
+
+/// A page served as an application shell: almost no text and a document of scripts. Read
+/// plainly, it says nothing about the evidence, so it is `blocked` with a hint to render it
+/// in a browser. (Not applied to pages a browser has already rendered.)
+pub fn needs_javascript(bytes: &[u8], text: &str) -> Option<PageProblem> {
+    let words = text.split_whitespace().count();
+    (words < 30 && looks_script_only(bytes)).then(|| PageProblem {
+        class: crate::verdict::FailureClass::Blocked,
+        detail: "the page has almost no text without JavaScript; set render = \"browser\" on this source".into(),
+    })
 }
 
 fn text_snippet(s: &str, at: usize, max: usize) -> String {

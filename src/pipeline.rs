@@ -22,7 +22,7 @@ use crate::store::{
     CitationRef, FetchRecord, FetchRow, QueueDelta, SnapshotRow, Store, StoreError, VerdictRecord,
     parse_ts,
 };
-use crate::verdict::{self, ConfirmPolicy, Judgement, Reading, Verdict};
+use crate::verdict::{self, ConfirmPolicy, Reading, Verdict};
 
 /// A source of the current time (tests control it).
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -181,6 +181,7 @@ pub async fn run(
         opts,
         run_id,
         totals: std::sync::Mutex::new(HostResult::default()),
+        renderer: tokio::sync::OnceCell::new(),
     };
     let mut summary = RunSummary {
         resumed: resumed.as_ref().map(|(_, done)| done.len()),
@@ -201,6 +202,10 @@ pub async fn run(
         .buffer_unordered(256)
         .collect()
         .await;
+    let mut ctx = ctx;
+    if let Some(Ok(r)) = ctx.renderer.take() {
+        r.close().await;
+    }
     let totals = std::mem::take(&mut *ctx.totals.lock().expect("totals lock"));
     summary.unfinished = totals.planned_left(summary.urls);
     for v in totals.verdicts {
@@ -303,6 +308,8 @@ pub fn citation_ref(c: &Citation) -> CitationRef {
 }
 
 struct Ctx<'a> {
+    /// The run's headless browser, launched when the first `render = "browser"` source comes.
+    renderer: tokio::sync::OnceCell<Result<fetch::browser::Renderer, String>>,
     /// Totals of committed fetches (shared by all hosts; kept outside the per-host futures
     /// so a deadline that abandons a host does not lose what it finished).
     totals: std::sync::Mutex<HostResult>,
@@ -382,7 +389,12 @@ impl Ctx<'_> {
         source: &PlannedSource<'_>,
         out: &mut HostResult,
     ) -> Result<(), RunError> {
-        let url = source.url.as_str();
+        // A browser render keeps its own source state (no validators, its own failure count).
+        let state_key = match source.render {
+            Render::Http => source.url.to_string(),
+            Render::Browser => format!("browser:{}", source.url),
+        };
+        let url = state_key.as_str();
         let state = self.store.source_state(url).await?.unwrap_or_default();
         // Conditional requests only when the body they would let us re-use is intact on disk.
         let have_good = state
@@ -401,7 +413,10 @@ impl Ctx<'_> {
             Validators::default()
         };
         let started = Instant::now();
-        let mut outcome = self.fetcher.fetch(&source.url, &validators).await;
+        let mut outcome = match source.render {
+            Render::Http => self.fetcher.fetch(&source.url, &validators).await,
+            Render::Browser => self.render(&source.url).await,
+        };
         if matches!(outcome, FetchOutcome::NotModified { .. }) && !have_good {
             outcome = self
                 .fetcher
@@ -440,10 +455,12 @@ impl Ctx<'_> {
                 };
                 let bytes = Arc::new(bytes);
                 let full = extract_bounded(bytes.clone(), f.content_type.clone(), None).await;
-                let problem = full
-                    .as_ref()
-                    .ok()
-                    .and_then(|e| extract::page_problem(&bytes, &e.text));
+                let problem = full.as_ref().ok().and_then(|e| {
+                    extract::page_problem(&bytes, &e.text).or_else(|| match source.render {
+                        Render::Http => extract::needs_javascript(&bytes, &e.text),
+                        Render::Browser => None,
+                    })
+                });
                 texts.insert(None, full);
                 let body = Body {
                     hash,
@@ -562,10 +579,7 @@ impl Ctx<'_> {
                         moved_to: moved_to.as_deref(),
                         redirects: &redirects,
                     };
-                    browser_caveat(
-                        c,
-                        verdict::judge(c, &reading, baseline.as_ref(), self.opts.confirm, now),
-                    )
+                    verdict::judge(c, &reading, baseline.as_ref(), self.opts.confirm, now)
                 }
                 (None, None) => unreachable!("success rows carry a body"),
             };
@@ -594,6 +608,59 @@ impl Ctx<'_> {
         out.queue += self.store.record_fetch(&rec).await?;
         tracing::info!(url = %crate::redact(url), elapsed_ms, "fetched");
         Ok(())
+    }
+
+    /// Renders a page in the run's headless browser (launched on first use), after the same
+    /// guard, robots.txt and pacing as a plain fetch.
+    async fn render(&self, url: &url::Url) -> FetchOutcome {
+        let failed = |class, detail: String| FetchOutcome::Failed {
+            class,
+            status: None,
+            detail,
+            redirects: vec![],
+        };
+        if let Err((class, detail)) = self.fetcher.browser_preflight(url).await {
+            return failed(class, detail);
+        }
+        let policy = self.fetcher.config().addresses;
+        let renderer = self
+            .renderer
+            .get_or_init(|| async move {
+                fetch::browser::Renderer::launch(policy)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .await;
+        let renderer = match renderer {
+            Ok(r) => r,
+            Err(e) => return failed(crate::verdict::FailureClass::Blocked, e.clone()),
+        };
+        match renderer
+            .render(url, fetch::browser::RenderLimits::default())
+            .await
+        {
+            Ok(page) if page.html.is_empty() && !page.refused.is_empty() => failed(
+                crate::verdict::FailureClass::Blocked,
+                format!(
+                    "the browser's request was refused: {}",
+                    page.refused.join("; ")
+                ),
+            ),
+            Ok(page) => {
+                if page.hit_deadline {
+                    tracing::info!(url = %crate::redact(url.as_str()), "page still loading at the render deadline; captured as it stood");
+                }
+                FetchOutcome::Fetched(fetch::Fetched {
+                    final_url: url.clone(),
+                    status: 200,
+                    content_type: Some("text/html; charset=utf-8".into()),
+                    validators: Validators::default(),
+                    body: page.html.into_bytes(),
+                    redirects: vec![],
+                })
+            }
+            Err(e) => failed(crate::verdict::FailureClass::Transient, e.to_string()),
+        }
     }
 
     /// The citation's extracted baseline, or None when it has no baseline yet. When the
@@ -628,26 +695,6 @@ impl Ctx<'_> {
         cache.insert(key, extracted.clone());
         Ok(extracted)
     }
-}
-
-/// A plain fetch of a page cited with `render = "browser"` sees the server's HTML only; when
-/// the evidence is not in it, that is a limitation of the reading, not proof it is gone.
-fn browser_caveat(c: &Citation, mut j: Judgement) -> Judgement {
-    if c.render == Render::Browser
-        && matches!(
-            j.verdict,
-            Verdict::Missing | Verdict::Changed | Verdict::Drifted
-        )
-    {
-        j.detail = format!(
-            "the page needs a browser to render (render = \"browser\") and this build reads server HTML only; plain reading: {} — {}",
-            j.verdict, j.detail
-        );
-        j.verdict = Verdict::Blocked;
-        j.fingerprint = format!("browser:{}", j.fingerprint);
-        j.also.clear();
-    }
-    j
 }
 
 /// Gathers the recorded state of every registry citation for `check` and `report`: latest

@@ -10,11 +10,13 @@ use url::Url;
 use crate::fetch::host_key;
 use crate::registry::{Citation, Registry};
 
-/// One URL to fetch and the citations judged on it.
+/// One URL to fetch (plainly or in a browser) and the citations judged on it.
 #[derive(Debug, Clone)]
 pub struct PlannedSource<'a> {
     /// The URL sent (fragment removed).
     pub url: Url,
+    /// How it is read: the same URL cited both ways is fetched both ways.
+    pub render: crate::registry::Render,
     /// Every citation of this URL.
     pub citations: Vec<&'a Citation>,
 }
@@ -79,12 +81,12 @@ impl Scope {
 pub fn plan<'a>(registry: &'a Registry, scope: &Scope) -> Plan<'a> {
     let mut hosts: Vec<HostQueue<'a>> = Vec::new();
     let mut host_index: HashMap<String, usize> = HashMap::new();
-    let mut url_index: HashMap<String, (usize, usize)> = HashMap::new();
+    let mut url_index: HashMap<(String, crate::registry::Render), (usize, usize)> = HashMap::new();
     for c in registry.citations() {
         if !scope.includes(c) || scope.skip_urls.contains(c.fetch_url.as_str()) {
             continue;
         }
-        let key = c.fetch_url.as_str().to_string();
+        let key = (c.fetch_url.as_str().to_string(), c.render);
         if let Some(&(h, s)) = url_index.get(&key) {
             hosts[h].sources[s].citations.push(c);
             continue;
@@ -99,6 +101,7 @@ pub fn plan<'a>(registry: &'a Registry, scope: &Scope) -> Plan<'a> {
         });
         hosts[h].sources.push(PlannedSource {
             url: c.fetch_url.clone(),
+            render: c.render,
             citations: vec![c],
         });
         url_index.insert(key, (h, hosts[h].sources.len() - 1));

@@ -27,10 +27,12 @@ use tokio::time::Instant;
 
 use super::guard::{self, AddressPolicy};
 
-/// Where Debian installs Chromium; `CITEWATCH_CHROMIUM` overrides.
+/// Where Debian installs Chromium; `CITEWATCH_CHROMIUM` overrides (a path that does not
+/// exist means "no browser").
 pub fn chromium_path() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("CITEWATCH_CHROMIUM") {
-        return Some(PathBuf::from(p));
+        let p = PathBuf::from(p);
+        return p.exists().then_some(p);
     }
     [
         "/usr/bin/chromium",

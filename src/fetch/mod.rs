@@ -560,6 +560,37 @@ impl Fetcher {
         }
     }
 
+    /// What a browser render of `url` must pass first, as a plain fetch would: the address
+    /// guard, robots.txt, and the host's pace (the render counts as a request to the host).
+    pub async fn browser_preflight(&self, url: &Url) -> Result<(), (FailureClass, String)> {
+        guard::check_host(url, self.cfg.addresses)
+            .map_err(|r| (FailureClass::Blocked, r.to_string()))?;
+        match self.robots_for(url).await {
+            RobotsRules::Rules(r) if !r.allowed(&self.agent, url.as_str()) => {
+                return Err((
+                    FailureClass::Blocked,
+                    crate::redact(&format!(
+                        "robots.txt of {} disallows {} for {}",
+                        origin(url),
+                        robots::path_params_query(url.as_str()),
+                        self.agent
+                    )),
+                ));
+            }
+            RobotsRules::Rules(_) => {}
+            RobotsRules::Unreachable { class, detail } => {
+                return Err((
+                    class,
+                    format!("robots.txt of {} could not be read ({detail})", origin(url)),
+                ));
+            }
+        }
+        let host = host_key(url);
+        self.pacer.ready(&host).await;
+        self.pacer.after_request(&host);
+        Ok(())
+    }
+
     /// Sends one GET, paced for its host and within the global limit, after the address
     /// guard has passed it.
     async fn send(

@@ -125,7 +125,7 @@ pub struct Cell {
 }
 
 /// How a source is fetched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Render {
     /// A plain HTTP GET.

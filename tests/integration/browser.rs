@@ -133,3 +133,140 @@ async fn a_page_that_never_settles_hits_the_deadline() {
     assert!(next.html.contains("never used for training"));
     r.close().await;
 }
+
+const APP_SHELL: &str = "<!DOCTYPE html><html><head><script src=\"/app.js\"></script></head><body><div id=\"root\"></div></body></html>";
+const APP_JS: &str = "document.addEventListener('DOMContentLoaded', () => { document.getElementById('root').innerHTML = '<main><h1>Trust</h1><p>Mistral complies with SOC 2 Type II and ISO 27001/27701 frameworks.</p></main>'; });";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_js_only_page_is_blocked_plainly_and_verified_in_the_browser() {
+    if !have_chromium() {
+        return;
+    }
+    use crate::env::{Env, offering, source};
+    let site = Site::start().await;
+    site.set("/app", Page::html(APP_SHELL));
+    site.set(
+        "/app.js",
+        Page::bytes("application/javascript", APP_JS.as_bytes().to_vec()),
+    );
+    let q = "quote = \"complies with SOC 2 Type II and ISO 27001/27701 frameworks\"";
+    let env = Env::new(&[(
+        "acme",
+        offering(
+            "acme",
+            &[
+                ("soc2", "yes_public", vec![source(&site.url("/app"), q)]),
+                (
+                    "iso",
+                    "yes_public",
+                    vec![source(
+                        &site.url("/app"),
+                        &format!("{q}\nrender = \"browser\""),
+                    )],
+                ),
+            ],
+        ),
+    )]);
+    let t = std::time::Instant::now();
+    let s = env.run_at("2026-08-01T00:00:00Z").await;
+    eprintln!(
+        "run with one plain and one browser-rendered source: {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        (s.urls, s.citations),
+        (2, 2),
+        "the same URL is read both ways"
+    );
+    let store = env.store().await;
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT c.dimension, v.verdict, v.detail FROM verdicts v JOIN citations c ON c.key = v.citation_key ORDER BY c.dimension",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    store.close().await;
+    let iso = &rows[0];
+    let soc2 = &rows[1];
+    assert_eq!(iso.1, "verified", "{iso:?}");
+    assert_eq!(soc2.1, "blocked", "{soc2:?}");
+    assert!(
+        soc2.2.contains("render = \"browser\""),
+        "the plain reading suggests the browser: {soc2:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_chromium_a_browser_source_is_blocked_and_the_rest_runs() {
+    use crate::env::{Env, offering, source, stderr};
+    let site = Site::start().await;
+    site.set("/plain", Page::html("<p>We are SOC 2 Type II audited.</p>"));
+    site.set("/app", Page::html(APP_SHELL));
+    let env = Env::new(&[(
+        "acme",
+        offering(
+            "acme",
+            &[
+                (
+                    "soc2",
+                    "yes_public",
+                    vec![source(
+                        &site.url("/plain"),
+                        "quote = \"SOC 2 Type II audited\"",
+                    )],
+                ),
+                (
+                    "iso",
+                    "yes_public",
+                    vec![source(
+                        &site.url("/app"),
+                        "quote = \"SOC 2 Type II audited\"\nrender = \"browser\"",
+                    )],
+                ),
+            ],
+        ),
+    )]);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_citewatch"))
+        .args([
+            "check",
+            "--fetch",
+            "--allow-private",
+            "--format",
+            "json",
+            "--registry",
+        ])
+        .arg(&env.registry)
+        .arg("--db")
+        .arg(&env.db)
+        .arg("--snapshots")
+        .arg(&env.snapshots)
+        .env("CITEWATCH_CHROMIUM", "/nonexistent/chromium")
+        .output()
+        .unwrap();
+    let j: serde_json::Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", stderr(&o)));
+    let by_dim = |d: &str| {
+        j["citations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["dimension"] == d)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_dim("soc2")["verdict"], "verified");
+    assert_eq!(by_dim("iso")["verdict"], "blocked");
+    assert!(
+        by_dim("iso")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("needs Chromium"),
+        "{}",
+        by_dim("iso")
+    );
+    assert_eq!(
+        site.hits("/app"),
+        0,
+        "nothing was fetched for the browser source"
+    );
+}

@@ -133,7 +133,9 @@ fn change_verdict(baseline: &Path, current: &Path) -> (Verdict, String) {
 fn judge(c: &Citation, baseline: Option<&Path>, current: &Path) -> (Verdict, String) {
     let bytes = std::fs::read(current).unwrap();
     let ex = extract::extract(&bytes, Some(content_type(current)), None).unwrap();
-    let j = match extract::page_problem(&bytes, &ex.text) {
+    let j = match extract::page_problem(&bytes, &ex.text)
+        .or_else(|| extract::needs_javascript(&bytes, &ex.text))
+    {
         Some(p) => verdict::judge(
             c,
             &Reading::Failed {
