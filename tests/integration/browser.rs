@@ -40,7 +40,9 @@ async fn scripts_and_their_requests_are_rendered() {
     }
     let site = Site::start().await;
     site_pages(&site);
+    let launched = std::time::Instant::now();
     let r = Renderer::launch(AddressPolicy::LoopbackOnly).await.unwrap();
+    eprintln!("render: browser launch {:?}", launched.elapsed());
     let t = std::time::Instant::now();
     let page = r
         .render(&site.url("/js").parse().unwrap(), RenderLimits::default())
