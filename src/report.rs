@@ -219,6 +219,35 @@ pub fn check_text(s: &State<'_>) -> String {
     out
 }
 
+/// Open items grouped as the reports show them: by offering, then cell, in registry order.
+type ByCell<'s, 'a> = Vec<(
+    &'a crate::registry::Offering,
+    Vec<(&'a crate::registry::Cell, Vec<&'s QueueItem>)>,
+)>;
+
+fn open_by_cell<'s, 'a>(s: &'s State<'a>) -> ByCell<'s, 'a> {
+    let mut out = Vec::new();
+    for offering in &s.registry.offerings {
+        let cells: Vec<_> = offering
+            .cells
+            .iter()
+            .map(|cell| {
+                (
+                    cell,
+                    s.open()
+                        .filter(|q| q.offering == offering.id && q.dimension == cell.dimension)
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .filter(|(_, items)| !items.is_empty())
+            .collect();
+        if !cells.is_empty() {
+            out.push((offering, cells));
+        }
+    }
+    out
+}
+
 /// `report --format md`: open items and changed sources, per offering and cell.
 pub fn report_md(s: &State<'_>) -> String {
     let mut out = String::new();
@@ -236,25 +265,14 @@ pub fn report_md(s: &State<'_>) -> String {
     if open.is_empty() {
         let _ = writeln!(out, "Nothing to re-verify.\n");
     }
-    for offering in &s.registry.offerings {
-        let items: Vec<&&QueueItem> = open.iter().filter(|q| q.offering == offering.id).collect();
-        if items.is_empty() {
-            continue;
-        }
+    for (offering, cells) in open_by_cell(s) {
         let _ = writeln!(
             out,
             "### {} (`{}`)\n",
             md_escape(&offering.name),
             offering.id
         );
-        for cell in &offering.cells {
-            let cell_items: Vec<&&&QueueItem> = items
-                .iter()
-                .filter(|q| q.dimension == cell.dimension)
-                .collect();
-            if cell_items.is_empty() {
-                continue;
-            }
+        for (cell, cell_items) in cells {
             let dim = s.registry.dimension(&cell.dimension);
             let grade = s.registry.grade(&cell.grade);
             let _ = writeln!(
@@ -622,25 +640,14 @@ pub fn report_html(s: &State<'_>) -> String {
     if open.is_empty() {
         let _ = writeln!(out, "<p>Nothing to re-verify.</p>");
     }
-    for offering in &s.registry.offerings {
-        let items: Vec<&&QueueItem> = open.iter().filter(|q| q.offering == offering.id).collect();
-        if items.is_empty() {
-            continue;
-        }
+    for (offering, cells) in open_by_cell(s) {
         let _ = writeln!(
             out,
             "<h3>{} <span class=\"meta\">{}</span></h3>",
             esc(&offering.name),
             esc(&offering.id)
         );
-        for cell in &offering.cells {
-            let cell_items: Vec<&&&QueueItem> = items
-                .iter()
-                .filter(|q| q.dimension == cell.dimension)
-                .collect();
-            if cell_items.is_empty() {
-                continue;
-            }
+        for (cell, cell_items) in cells {
             let dim = s.registry.dimension(&cell.dimension);
             let grade = s.registry.grade(&cell.grade);
             let _ = writeln!(
