@@ -427,6 +427,8 @@ impl Ctx<'_> {
         let elapsed_ms = started.elapsed().as_millis() as i64;
         let redirects = fetch::describe_chain(outcome.redirects());
         let moved_to = fetch::permanent_target(outcome.redirects()).map(str::to_string);
+        // The raw document beside a browser-rendered DOM.
+        let mut raw_snapshot = None;
         // Texts extracted from the body, per selector (None = the whole page).
         let mut texts: HashMap<Option<String>, Result<extract::Extracted, String>> = HashMap::new();
         let failure = |class, detail: String| {
@@ -453,6 +455,19 @@ impl Ctx<'_> {
                     size: bytes.len() as i64,
                     content_type: f.content_type.clone(),
                 };
+                if let Some(raw) = f.raw_body {
+                    let snaps = self.snapshots.clone();
+                    let (raw_hash, len) = tokio::task::spawn_blocking(move || {
+                        snaps.put(&raw).map(|h| (h, raw.len()))
+                    })
+                    .await
+                    .expect("snapshot task panicked")?;
+                    raw_snapshot = Some(SnapshotRow {
+                        hash: raw_hash,
+                        size: len as i64,
+                        content_type: Some("text/html".into()),
+                    });
+                }
                 let bytes = Arc::new(bytes);
                 let full = extract_bounded(bytes.clone(), f.content_type.clone(), None).await;
                 let problem = full.as_ref().ok().and_then(|e| {
@@ -604,6 +619,7 @@ impl Ctx<'_> {
             redirects: (!redirects.is_empty()).then_some(redirects),
             elapsed_ms,
             verdicts,
+            raw_snapshot,
         };
         out.queue += self.store.record_fetch(&rec).await?;
         tracing::info!(url = %crate::redact(url), elapsed_ms, "fetched");
@@ -656,6 +672,7 @@ impl Ctx<'_> {
                     content_type: Some("text/html; charset=utf-8".into()),
                     validators: Validators::default(),
                     body: page.html.into_bytes(),
+                    raw_body: page.raw,
                     redirects: vec![],
                 })
             }

@@ -184,6 +184,8 @@ pub struct FetchRecord {
     pub elapsed_ms: i64,
     /// Verdicts for every citation of this URL.
     pub verdicts: Vec<VerdictRecord>,
+    /// For a browser render: the document as the server sent it.
+    pub raw_snapshot: Option<SnapshotRow>,
 }
 
 /// The age policy's decision for one citation.
@@ -434,7 +436,7 @@ impl Store {
             FetchRow::Failed { snapshot, .. } => snapshot.as_ref(),
             FetchRow::NotModified { .. } => None,
         };
-        if let Some(snapshot) = snapshot {
+        for snapshot in snapshot.into_iter().chain(rec.raw_snapshot.as_ref()) {
             sqlx::query(
                 "INSERT INTO snapshots (hash, size, content_type, first_seen) VALUES ($1, $2, $3, $4) ON CONFLICT(hash) DO NOTHING",
             )
@@ -479,8 +481,8 @@ impl Store {
             ),
         };
         let fetch_id: (i64,) = sqlx::query_as(
-            "INSERT INTO fetches (run_id, url, fetched_at, outcome, status, failure_class, detail, final_url, redirects, snapshot_hash, content_type, etag, last_modified, elapsed_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
+            "INSERT INTO fetches (run_id, url, fetched_at, outcome, status, failure_class, detail, final_url, redirects, snapshot_hash, content_type, etag, last_modified, elapsed_ms, raw_snapshot_hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
         )
         .bind(rec.run_id)
         .bind(&rec.url)
@@ -496,6 +498,7 @@ impl Store {
         .bind(&etag)
         .bind(&lm)
         .bind(rec.elapsed_ms)
+        .bind(rec.raw_snapshot.as_ref().map(|r| r.hash.clone()))
         .fetch_one(&mut *tx)
         .await
         .map_err(&e)?;

@@ -16,10 +16,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use base64::Engine as _;
 use chromiumoxide::cdp::browser_protocol::fetch::{
-    ContinueRequestParams, EnableParams, EventRequestPaused, FailRequestParams, RequestPattern,
+    ContinueRequestParams, EnableParams, EventRequestPaused, FailRequestParams,
+    GetResponseBodyParams, RequestPattern, RequestStage,
 };
-use chromiumoxide::cdp::browser_protocol::network::ErrorReason;
+use chromiumoxide::cdp::browser_protocol::network::{ErrorReason, ResourceType};
 use chromiumoxide::{Browser, BrowserConfig, Page};
 use futures_util::StreamExt;
 use tokio::sync::Mutex;
@@ -73,6 +75,8 @@ pub struct Rendered {
     pub refused: Vec<String>,
     /// Whether the page was still loading at the deadline.
     pub hit_deadline: bool,
+    /// The raw response body of the page's document, as the server sent it (before scripts).
+    pub raw: Option<Vec<u8>>,
 }
 
 /// A running headless browser with one reusable tab.
@@ -86,6 +90,8 @@ pub struct Renderer {
     seen: Arc<AtomicUsize>,
     refused: Arc<std::sync::Mutex<Vec<String>>>,
     last_request: Arc<std::sync::Mutex<Instant>>,
+    /// The first document response body of the current page.
+    raw: Arc<std::sync::Mutex<Option<Vec<u8>>>>,
 }
 
 /// Why rendering is not possible.
@@ -166,9 +172,21 @@ impl Renderer {
             .new_page("about:blank")
             .await
             .map_err(|e| RenderError::Browser(e.to_string()))?;
+        // Every request is paused before it is sent (for the guard); documents are paused again
+        // when their response arrives (to keep the raw body beside the rendered DOM).
+        let request_stage = RequestPattern::builder()
+            .url_pattern("*")
+            .request_stage(RequestStage::Request)
+            .build();
+        let document_response = RequestPattern::builder()
+            .url_pattern("*")
+            .resource_type(ResourceType::Document)
+            .request_stage(RequestStage::Response)
+            .build();
         page.execute(
             EnableParams::builder()
-                .pattern(RequestPattern::builder().url_pattern("*").build())
+                .pattern(request_stage)
+                .pattern(document_response)
                 .build(),
         )
         .await
@@ -176,18 +194,46 @@ impl Renderer {
         let seen = Arc::new(AtomicUsize::new(0));
         let refused = Arc::new(std::sync::Mutex::new(Vec::new()));
         let last_request = Arc::new(std::sync::Mutex::new(Instant::now()));
+        let raw = Arc::new(std::sync::Mutex::new(None));
         let mut paused = page
             .event_listener::<EventRequestPaused>()
             .await
             .map_err(|e| RenderError::Browser(e.to_string()))?;
-        let (p, s, r, l) = (
+        let (p, s, r, l, w) = (
             page.clone(),
             seen.clone(),
             refused.clone(),
             last_request.clone(),
+            raw.clone(),
         );
         tokio::spawn(async move {
             while let Some(ev) = paused.next().await {
+                if ev.response_status_code.is_some() || ev.response_error_reason.is_some() {
+                    // A document's response: keep the first one's body, then let it through.
+                    let first = w.lock().expect("lock").is_none();
+                    let wanted = first
+                        && ev
+                            .response_status_code
+                            .is_some_and(|c| !(300..400).contains(&c));
+                    if wanted
+                        && let Ok(body) = p
+                            .execute(GetResponseBodyParams::new(ev.request_id.clone()))
+                            .await
+                    {
+                        let bytes = if body.result.base64_encoded {
+                            base64::engine::general_purpose::STANDARD
+                                .decode(&body.result.body)
+                                .unwrap_or_default()
+                        } else {
+                            body.result.body.clone().into_bytes()
+                        };
+                        *w.lock().expect("lock") = Some(bytes);
+                    }
+                    let _ = p
+                        .execute(ContinueRequestParams::new(ev.request_id.clone()))
+                        .await;
+                    continue;
+                }
                 s.fetch_add(1, Ordering::Relaxed);
                 *l.lock().expect("lock") = Instant::now();
                 let url = ev.request.url.clone();
@@ -220,6 +266,7 @@ impl Renderer {
             seen,
             refused,
             last_request,
+            raw,
         })
     }
 
@@ -238,6 +285,7 @@ impl Renderer {
         let page = self.page.lock().await;
         self.seen.store(0, Ordering::Relaxed);
         self.refused.lock().expect("lock").clear();
+        *self.raw.lock().expect("lock") = None;
         let started = Instant::now();
         let end = started + limits.deadline;
         let nav = tokio::time::timeout_at(end, page.goto(url.as_str())).await;
@@ -252,6 +300,7 @@ impl Renderer {
                         requests: self.seen.load(Ordering::Relaxed),
                         refused,
                         hit_deadline: false,
+                        raw: None,
                     });
                 }
                 return Err(RenderError::Browser(format!(
@@ -279,9 +328,11 @@ impl Renderer {
             .await
             .map_err(|_| RenderError::Browser("reading the DOM timed out".into()))?
             .map_err(|e| RenderError::Browser(e.to_string()))?;
+        let raw = self.raw.lock().expect("lock").take();
         // Leave the tab empty for the next page (and stop anything still running).
         let _ = tokio::time::timeout(Duration::from_secs(5), page.goto("about:blank")).await;
         Ok(Rendered {
+            raw,
             html,
             requests: self.seen.load(Ordering::Relaxed),
             refused: self.refused.lock().expect("lock").clone(),

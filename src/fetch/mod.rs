@@ -171,8 +171,10 @@ pub struct Fetched {
     pub content_type: Option<String>,
     /// Validators for the next conditional request.
     pub validators: Validators,
-    /// The decoded body.
+    /// The decoded body (for a browser render: the rendered DOM).
     pub body: Vec<u8>,
+    /// For a browser render: the document as the server sent it.
+    pub raw_body: Option<Vec<u8>>,
     /// Redirects on the way.
     pub redirects: Vec<Hop>,
 }
@@ -551,6 +553,7 @@ impl Fetcher {
                         content_type,
                         validators,
                         body,
+                        raw_body: None,
                         redirects: hops,
                     }),
                     None,

@@ -187,6 +187,20 @@ async fn a_js_only_page_is_blocked_plainly_and_verified_in_the_browser() {
     .fetch_all(store.pool())
     .await
     .unwrap();
+    let (raw,): (Option<String>,) =
+        sqlx::query_as("SELECT raw_snapshot_hash FROM fetches WHERE url LIKE 'browser:%'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    let raw = env
+        .snapshot_store()
+        .get(&raw.expect("raw snapshot recorded"))
+        .unwrap();
+    assert_eq!(
+        raw,
+        APP_SHELL.as_bytes(),
+        "the server's document, before scripts"
+    );
     store.close().await;
     let iso = &rows[0];
     let soc2 = &rows[1];
