@@ -745,6 +745,7 @@ pub async fn load_state<'a>(
         let l = latest.get(&key);
         citations.push(CitationStatus {
             citation: c,
+            key,
             verdict: l
                 .and_then(|l| l.verdict.parse().ok())
                 .unwrap_or(Verdict::Pending),
@@ -794,7 +795,7 @@ pub async fn load_state<'a>(
                 texts.push(text);
             }
             if let [Some(before), Some(after)] = &texts[..] {
-                diffs.insert(st.citation.key(), crate::report::diff_parts(before, after));
+                diffs.insert(st.key.clone(), crate::report::diff_parts(before, after));
             }
         }
     }

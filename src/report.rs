@@ -18,6 +18,8 @@ use crate::verdict::Verdict;
 pub struct CitationStatus<'a> {
     /// The citation.
     pub citation: &'a Citation,
+    /// Its identity key (computed once).
+    pub key: String,
     /// Latest verdict (`pending` if never checked).
     pub verdict: Verdict,
     /// Its explanation.
@@ -289,10 +291,7 @@ pub fn report_md(s: &State<'_>) -> String {
                 let _ = writeln!(out, "Verified {v}.\n");
             }
             for q in cell_items {
-                let status = s
-                    .citations
-                    .iter()
-                    .find(|c| c.citation.key() == q.citation_key);
+                let status = status_of(s, q);
                 let _ = writeln!(
                     out,
                     "- **{}** (#{}) <{}>: {}  \n  first seen {}, last seen {}",
@@ -487,9 +486,7 @@ fn esc_attr(s: &str) -> String {
 
 /// The citation status behind a queue item.
 fn status_of<'s, 'a>(s: &'s State<'a>, q: &QueueItem) -> Option<&'s CitationStatus<'a>> {
-    s.citations
-        .iter()
-        .find(|c| c.citation.key() == q.citation_key)
+    s.citations.iter().find(|c| c.key == q.citation_key)
 }
 
 /// Open items whose reason is in `fail_on` (all open items when `fail_on` is empty).
@@ -506,8 +503,7 @@ pub fn check_junit(s: &State<'_>, fail_on: &[String]) -> String {
     let mut cases = String::new();
     let mut failures = 0;
     for c in &s.citations {
-        let key = c.citation.key();
-        let items: Vec<&&QueueItem> = failing.iter().filter(|q| q.citation_key == key).collect();
+        let items: Vec<&&QueueItem> = failing.iter().filter(|q| q.citation_key == c.key).collect();
         let name = format!("{} {}", c.citation.dimension, shown(&c.citation.url));
         let _ = write!(
             cases,
