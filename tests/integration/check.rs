@@ -253,3 +253,43 @@ async fn a_second_run_over_the_same_database_exits_75_untouched() {
     let o = env.cli(&["run", "--allow-private"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_errors_name_what_is_wrong() {
+    let site = Site::start().await;
+    site.set("/p", Page::html("<p>text</p>"));
+    let env = Env::new(&[(
+        "acme",
+        offering(
+            "acme",
+            &[("iso", "yes_public", vec![source(&site.url("/p"), "")])],
+        ),
+    )]);
+    let o = env.cli(&["run", "--allow-private", "--only", "nope"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("--only: no offering `nope`"),
+        "{}",
+        stderr(&o)
+    );
+    let o = env.cli(&["daemon", "--schedule", "every night"]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("--schedule: invalid cron expression"),
+        "{}",
+        stderr(&o)
+    );
+    let o = env.cli(&["queue", "list", "--status", "sideways"]);
+    assert_eq!(code(&o), 2);
+    let o = env.cli(&["run", "--allow-private", "--only", "acme"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = env.cli(&["queue", "list", "--status", "all", "--json"]);
+    assert_eq!(code(&o), 0);
+    let items: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        items.as_array().unwrap().len(),
+        0,
+        "an unchanged first reading opens nothing"
+    );
+    assert_eq!(site.total_hits(), 2, "robots.txt and the page, once each");
+}
