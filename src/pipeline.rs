@@ -432,7 +432,10 @@ impl Ctx<'_> {
         // Texts extracted from the body, per selector (None = the whole page).
         let mut texts: HashMap<Option<String>, Result<extract::Extracted, String>> = HashMap::new();
         let failure = |class, detail: String| {
-            let consecutive = state.consecutive_failures + 1;
+            // A run that did not try the page (robots.txt unreadable, host skipped) leaves the
+            // failure streak as it was.
+            let counts = class != crate::verdict::FailureClass::Deferred;
+            let consecutive = state.consecutive_failures + i64::from(counts);
             let first = state
                 .first_failure_at
                 .as_deref()

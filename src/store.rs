@@ -543,7 +543,7 @@ impl Store {
                 )
                 .bind(&rec.url)
                 .bind(consecutive)
-                .bind(ts(*first_failure_at))
+                .bind((*consecutive > 0).then(|| ts(*first_failure_at)))
                 .execute(&mut *tx)
                 .await
                 .map_err(&e)?;

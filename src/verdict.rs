@@ -135,6 +135,10 @@ pub enum FailureClass {
     Dead,
     /// Dead at once: 410.
     Gone,
+    /// Not attempted this run — robots.txt could not be read, or the host asked to be left
+    /// alone for longer than the cap — so it says nothing about the page and does not count
+    /// toward confirming it gone.
+    Deferred,
 }
 
 impl FailureClass {
@@ -142,6 +146,7 @@ impl FailureClass {
     pub fn as_str(self) -> &'static str {
         match self {
             FailureClass::Transient => "transient",
+            FailureClass::Deferred => "deferred",
             FailureClass::Blocked => "blocked",
             FailureClass::Dead => "dead",
             FailureClass::Gone => "gone",
@@ -316,6 +321,10 @@ fn judge_failure(
     let (verdict, detail) = match class {
         FailureClass::Blocked => (Verdict::Blocked, detail.to_string()),
         FailureClass::Gone => (Verdict::Gone, detail.to_string()),
+        FailureClass::Deferred => (
+            Verdict::Unreachable,
+            format!("{detail} (not attempted this run; does not count toward gone)"),
+        ),
         FailureClass::Transient | FailureClass::Dead => {
             let span_hours = (now - first_failure_at).num_minutes() as f64 / 60.0;
             if consecutive >= policy.failures && span_hours >= f64::from(policy.hours) {

@@ -377,14 +377,14 @@ impl Fetcher {
                 Some(d) if d > self.cfg.max_retry_after => {
                     self.pacer.push_back(&host, d);
                     if let FetchOutcome::Failed {
-                        class,
+                        class: _,
                         status,
                         detail,
                         redirects,
                     } = outcome
                     {
                         return FetchOutcome::Failed {
-                            class,
+                            class: FailureClass::Deferred,
                             status,
                             detail: format!(
                                 "{detail}; Retry-After {}s exceeds the {}s cap, host skipped this run",
@@ -445,7 +445,7 @@ impl Fetcher {
                         "robots.txt of {} could not be read ({detail}); nothing there is fetched this run",
                         origin(&current)
                     );
-                    return (failed(FailureClass::Transient, None, detail, hops), None);
+                    return (failed(FailureClass::Deferred, None, detail, hops), None);
                 }
             }
             let sent = match self.send(&current, Some(validators)).await {
@@ -672,7 +672,7 @@ impl Fetcher {
                     let class = if class == FailureClass::Blocked {
                         class
                     } else {
-                        FailureClass::Transient
+                        FailureClass::Deferred
                     };
                     return RobotsRules::Unreachable { class, detail };
                 }
@@ -707,7 +707,7 @@ impl Fetcher {
                         Ok(None) => break,
                         Err(e) => {
                             return RobotsRules::Unreachable {
-                                class: FailureClass::Transient,
+                                class: FailureClass::Deferred,
                                 detail: classify_error(&e).1,
                             };
                         }
@@ -717,7 +717,7 @@ impl Fetcher {
             }
             if status.as_u16() == 429 || status.is_server_error() {
                 return RobotsRules::Unreachable {
-                    class: FailureClass::Transient,
+                    class: FailureClass::Deferred,
                     detail: format!("HTTP {}", status.as_u16()),
                 };
             }

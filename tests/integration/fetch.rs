@@ -69,7 +69,7 @@ async fn a_retry_after_beyond_the_cap_skips_the_host_for_this_run() {
     site.set("/p", Page::status(503).with_header("retry-after", "3600"));
     let f = fetcher(test_fetch_config());
     let (class, detail) = failure(&get(&f, &site.url("/p")).await);
-    assert_eq!(class, FailureClass::Transient);
+    assert_eq!(class, FailureClass::Deferred);
     assert!(
         detail.contains("exceeds") && detail.contains("skipped"),
         "{detail}"
@@ -121,7 +121,7 @@ async fn robots_txt_404_allows_and_500_defers() {
     site.set("/p", Page::html("<p>ok</p>"));
     let f = fetcher(test_fetch_config());
     let (class, detail) = failure(&get(&f, &site.url("/p")).await);
-    assert_eq!(class, FailureClass::Transient);
+    assert_eq!(class, FailureClass::Deferred);
     assert!(
         detail.contains("robots.txt") && detail.contains("500"),
         "{detail}"

@@ -781,3 +781,39 @@ async fn a_bot_wall_is_blocked_not_missing() {
     assert_eq!(verdict_of(&v, &site.url("/p")), "blocked");
     assert!(v[&site.url("/p")].1.contains("bot wall"), "{v:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_robots_txt_never_confirms_a_page_gone() {
+    let site = Site::start().await;
+    site.set("/robots.txt", Page::status(503));
+    site.set("/p", Page::html("<p>fine</p>"));
+    let env = Env::new(&[(
+        "acme",
+        offering(
+            "acme",
+            &[("iso", "yes_public", vec![source(&site.url("/p"), "")])],
+        ),
+    )]);
+    for at in [
+        "2026-08-01T00:00:00Z",
+        "2026-08-02T00:00:00Z",
+        "2026-08-03T00:00:00Z",
+        "2026-08-04T00:00:00Z",
+    ] {
+        env.run_at(at).await;
+    }
+    let v = verdicts(&env).await;
+    assert_eq!(verdict_of(&v, &site.url("/p")), "unreachable");
+    assert!(
+        v[&site.url("/p")].1.contains("does not count toward gone"),
+        "{v:?}"
+    );
+    assert_eq!(site.hits("/p"), 0, "the page itself is never requested");
+    let store = env.store().await;
+    let state = store.source_state(&site.url("/p")).await.unwrap().unwrap();
+    assert_eq!(
+        (state.consecutive_failures, state.first_failure_at),
+        (0, None)
+    );
+    store.close().await;
+}
