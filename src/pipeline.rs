@@ -665,6 +665,13 @@ impl Ctx<'_> {
                     page.refused.join("; ")
                 ),
             ),
+            Ok(page) if page.html.len() > self.fetcher.config().max_body_bytes => failed(
+                crate::verdict::FailureClass::Blocked,
+                format!(
+                    "the rendered page exceeds the {}-byte cap",
+                    self.fetcher.config().max_body_bytes
+                ),
+            ),
             Ok(page) => {
                 if page.hit_deadline {
                     tracing::info!(url = %crate::redact(url.as_str()), "page still loading at the render deadline; captured as it stood");

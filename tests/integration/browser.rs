@@ -286,3 +286,38 @@ async fn without_chromium_a_browser_source_is_blocked_and_the_rest_runs() {
         "nothing was fetched for the browser source"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rendered_page_is_capped_like_a_fetched_body() {
+    if !have_chromium() {
+        return;
+    }
+    use crate::env::{Env, at, offering, source};
+    let site = Site::start().await;
+    site.set("/big", Page::html("<main><p id=\"o\"></p></main><script>document.getElementById('o').textContent = 'x'.repeat(50000);</script>"));
+    let env = Env::new(&[(
+        "acme",
+        offering(
+            "acme",
+            &[(
+                "iso",
+                "yes_public",
+                vec![source(&site.url("/big"), "render = \"browser\"")],
+            )],
+        ),
+    )]);
+    let store = env.store().await;
+    let mut opts = env.options(at("2026-08-01T00:00:00Z"));
+    opts.fetch.max_body_bytes = 20_000;
+    citewatch::pipeline::run(&env.registry(), &store, &env.snapshot_store(), &opts)
+        .await
+        .unwrap();
+    let (verdict, detail): (String, String) =
+        sqlx::query_as("SELECT verdict, detail FROM verdicts")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    store.close().await;
+    assert_eq!(verdict, "blocked");
+    assert!(detail.contains("exceeds the 20000-byte cap"), "{detail}");
+}
