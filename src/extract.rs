@@ -210,6 +210,9 @@ pub struct Extracted {
     /// One entry per line of `text`: its heading level and whether it is hidden on the page.
     /// Empty for non-HTML documents.
     pub lines: Vec<LineInfo>,
+    /// `<script>` elements in the whole document (HTML only; 0 otherwise). With almost no
+    /// text, a document of scripts is an application shell that needs a browser.
+    pub scripts: usize,
 }
 
 /// What the page's markup says about one line of [`Extracted::text`].
@@ -242,7 +245,7 @@ pub fn extract(
             Ok(Extracted {
                 wording: t.clone(),
                 text: t,
-                lines: Vec::new(),
+                ..Extracted::default()
             })
         }
         MediaKind::Pdf => {
@@ -250,7 +253,7 @@ pub fn extract(
             Ok(Extracted {
                 wording: t.clone(),
                 text: t,
-                lines: Vec::new(),
+                ..Extracted::default()
             })
         }
         MediaKind::Binary => Err(ExtractError::Unsupported(
@@ -333,6 +336,21 @@ fn is_block(name: &str) -> bool {
 pub fn html_extract(html: &str, selector: Option<&str>) -> Extracted {
     let doc = Html::parse_document(html);
     let mut sinks = Sinks::default();
+    // One linear pass over the node arena counts scripts and decides which wording sink is
+    // needed, so the walk fills two sinks, not three.
+    let mut scripts = 0;
+    for n in doc.tree.nodes() {
+        if let Some(e) = n.value().as_element() {
+            match e.name() {
+                "script" => scripts += 1,
+                "main" => sinks.saw_main = true,
+                _ if !sinks.saw_main => {
+                    sinks.saw_main = e.attrs().any(|(k, v)| k == "role" && v.trim() == "main")
+                }
+                _ => {}
+            }
+        }
+    }
     if let Some(sel) = selector.and_then(|s| Selector::parse(s).ok()) {
         for el in top_level(doc.select(&sel)) {
             walk(el, &mut sinks);
@@ -343,15 +361,9 @@ pub fn html_extract(html: &str, selector: Option<&str>) -> Extracted {
             wording: text.clone(),
             text,
             lines,
+            scripts,
         };
     }
-    // One linear pass over the node arena decides which wording sink is needed, so the walk
-    // fills two sinks, not three.
-    sinks.saw_main = doc.tree.nodes().any(|n| {
-        n.value().as_element().is_some_and(|e| {
-            e.name() == "main" || e.attrs().any(|(k, v)| k == "role" && v.trim() == "main")
-        })
-    });
     walk(doc.tree.root(), &mut sinks);
     let (text, lines) = sinks.all.finish();
     let wording = if sinks.saw_main {
@@ -363,6 +375,7 @@ pub fn html_extract(html: &str, selector: Option<&str>) -> Extracted {
         text,
         wording,
         lines,
+        scripts,
     }
 }
 
@@ -997,29 +1010,46 @@ const ERROR_PHRASES: &[&str] = &[
     "error 502",
 ];
 
-/// Phrases of pages that only say the document is elsewhere.
-const STUB_PHRASES: &[&str] = &[
+/// Phrases of pages that only forward the reader elsewhere ("Redirecting…"). Such a short page
+/// is a stub whatever came before it.
+const REDIRECTING_PHRASES: &[&str] = &[
     "redirecting to",
+    "redirecting...",
+    "redirecting\u{2026}",
     "you are being redirected",
-    "this page has moved",
-    "has moved to",
     "click here if you are not redirected",
 ];
 
+/// Phrases that say a document moved. A page that says so is a stub only when it has also lost
+/// most of its wording: a page that keeps its text and says one section moved is still the
+/// document (its quote is then simply `missing`).
+const MOVED_PHRASES: &[&str] = &["this page has moved", "has moved to", "page has been moved"];
+
+/// Words a page with no earlier snapshot may have and still be a stub that says it moved.
+const STUB_MAX_WORDS_WITHOUT_HISTORY: usize = 40;
+
 /// Recognises pages that are not the document, so they are never judged as evidence
-/// (`missing` because a CDN hiccuped would be crying wolf). `text` is this page's extracted
-/// text. Pure; tuned to stay silent on real documents, however short.
-pub fn page_problem(bytes: &[u8], text: &str) -> Option<PageProblem> {
+/// (`missing` because a CDN hiccuped would be crying wolf). `ex` is this page's whole-page
+/// extraction; `previous_words` the word count of the last good snapshot of the same source,
+/// when there is one. Pure; tuned to stay silent on real documents, however short.
+pub fn page_problem(
+    bytes: &[u8],
+    ex: &Extracted,
+    previous_words: Option<usize>,
+) -> Option<PageProblem> {
     use crate::verdict::FailureClass;
-    let lower = crate::evidence::normalise(text).to_lowercase();
-    let words = lower.split_whitespace().count();
+    let words = word_count(&ex.text);
+    if words >= 400 {
+        return None;
+    }
+    let lower = crate::evidence::normalise(&ex.text).to_lowercase();
     let quoted = |p: &str| {
         let i = lower.find(p).unwrap_or(0);
         let snippet: String = text_snippet(&lower, i, 80);
         snippet
     };
     if words < 200 {
-        if let Some(p) = STUB_PHRASES.iter().find(|p| lower.contains(**p)) {
+        if let Some(p) = REDIRECTING_PHRASES.iter().find(|p| lower.contains(**p)) {
             return Some(PageProblem {
                 class: FailureClass::Dead,
                 detail: format!(
@@ -1036,6 +1066,23 @@ pub fn page_problem(bytes: &[u8], text: &str) -> Option<PageProblem> {
                 ),
             });
         }
+        let lost_most = match previous_words {
+            Some(before) => words.saturating_mul(4) < before,
+            None => words <= STUB_MAX_WORDS_WITHOUT_HISTORY,
+        };
+        if lost_most && let Some(p) = MOVED_PHRASES.iter().find(|p| lower.contains(**p)) {
+            let lost = match previous_words {
+                Some(before) => format!("; {words} words left of {before}"),
+                None => String::new(),
+            };
+            return Some(PageProblem {
+                class: FailureClass::Dead,
+                detail: format!(
+                    "the page is a redirect stub (\"{}\"{lost}); the document has probably moved",
+                    quoted(p)
+                ),
+            });
+        }
     }
     if words < 300
         && let Some(p) = WALL_PHRASES.iter().find(|p| lower.contains(**p))
@@ -1048,9 +1095,7 @@ pub fn page_problem(bytes: &[u8], text: &str) -> Option<PageProblem> {
             ),
         });
     }
-    if words < 400
-        && let Some(p) = ERROR_PHRASES.iter().find(|p| lower.contains(**p))
-    {
+    if let Some(p) = ERROR_PHRASES.iter().find(|p| lower.contains(**p)) {
         return Some(PageProblem {
             class: FailureClass::Transient,
             detail: format!(
@@ -1062,14 +1107,50 @@ pub fn page_problem(bytes: &[u8], text: &str) -> Option<PageProblem> {
     None
 }
 
-/// A page served as an application shell: almost no text and a document of scripts. Read
-/// plainly, it says nothing about the evidence, so it is `blocked` with a hint to render it
-/// in a browser. (Not applied to pages a browser has already rendered.)
-pub fn needs_javascript(bytes: &[u8], text: &str) -> Option<PageProblem> {
-    let words = text.split_whitespace().count();
-    (words < 30 && looks_script_only(bytes)).then(|| PageProblem {
+/// Whitespace-separated words of a text.
+pub fn word_count(text: &str) -> usize {
+    text.split_whitespace().count()
+}
+
+/// Words below which a page that runs scripts may be an application shell.
+const SHELL_MAX_WORDS: usize = 30;
+
+/// What the few words of an application shell say while its scripts have not run.
+const SHELL_PHRASES: &[&str] = &[
+    "loading",
+    "please wait",
+    "enable javascript",
+    "javascript is required",
+    "javascript is disabled",
+    "requires javascript",
+    "javascript to run this app",
+    "turn on javascript",
+];
+
+/// A page served as an application shell: scripts in the parsed document and no visible text
+/// of its own (none at all, or only "Loading…"/"enable JavaScript" words), whatever its mount
+/// point is called or however its attributes are quoted. Read plainly, it says nothing about
+/// the evidence, so it is `blocked` with a hint to render it in a browser. A short real page
+/// that happens to run a script is still the document. (Not applied to pages a browser has
+/// already rendered.)
+pub fn needs_javascript(ex: &Extracted) -> Option<PageProblem> {
+    if ex.scripts == 0 {
+        return None;
+    }
+    let words = word_count(&ex.text);
+    let shell = words == 0
+        || (words < SHELL_MAX_WORDS && {
+            let lower = crate::evidence::normalise(&ex.text).to_lowercase();
+            SHELL_PHRASES.iter().any(|p| lower.contains(p))
+        });
+    shell.then(|| PageProblem {
         class: crate::verdict::FailureClass::Blocked,
-        detail: "the page has almost no text without JavaScript; set render = \"browser\" on this source".into(),
+        detail: format!(
+            "the page has no text of its own without JavaScript ({words} word{}, {} script{}); set render = \"browser\" on this source",
+            if words == 1 { "" } else { "s" },
+            ex.scripts,
+            if ex.scripts == 1 { "" } else { "s" }
+        ),
     })
 }
 
@@ -1084,31 +1165,36 @@ fn text_snippet(s: &str, at: usize, max: usize) -> String {
         .to_string()
 }
 
-/// The target of `<meta http-equiv="refresh" content="0; url=...">`, if any.
+/// The target of `<meta http-equiv="refresh" content="0; url=...">` (any attribute quoting),
+/// if any.
 fn meta_refresh(bytes: &[u8]) -> Option<String> {
     let head = String::from_utf8_lossy(&bytes[..bytes.len().min(16 * 1024)]).to_ascii_lowercase();
-    let i = head
-        .find("http-equiv=\"refresh\"")
-        .or_else(|| head.find("http-equiv=refresh"))?;
-    let tag_start = head[..i].rfind('<')?;
-    let tag_end = head[i..].find('>').map(|j| i + j)?;
-    let tag = &head[tag_start..tag_end];
-    let url_at = tag.find("url=")?;
-    let target: String = tag[url_at + 4..]
-        .trim_start_matches(['\'', '"'])
-        .chars()
-        .take_while(|c| !matches!(c, '"' | '\'' | ' ' | '>'))
-        .collect();
-    (!target.is_empty()).then_some(target)
-}
-
-/// A document whose bytes are mostly script: a client-rendered application shell.
-fn looks_script_only(bytes: &[u8]) -> bool {
-    let lower = String::from_utf8_lossy(bytes).to_ascii_lowercase();
-    let scripts = lower.matches("<script").count();
-    scripts > 0
-        && (lower.contains("id=\"root\"")
-            || lower.contains("id=\"app\"")
-            || lower.contains("id=\"__next\"")
-            || bytes.len() > 4096)
+    let mut rest = head.as_str();
+    while let Some(i) = rest.find("<meta") {
+        rest = &rest[i + 5..];
+        let tag = &rest[..rest.find('>').unwrap_or(rest.len())];
+        let Some(eq) = tag.find("http-equiv") else {
+            continue;
+        };
+        let value = tag[eq + 10..]
+            .trim_start()
+            .trim_start_matches('=')
+            .trim_start()
+            .trim_start_matches(['"', '\'']);
+        if !value.starts_with("refresh") {
+            continue;
+        }
+        let Some(url_at) = tag.find("url=") else {
+            continue;
+        };
+        let target: String = tag[url_at + 4..]
+            .trim_start_matches(['\'', '"'])
+            .chars()
+            .take_while(|c| !matches!(c, '"' | '\'' | ' ' | '>'))
+            .collect();
+        if !target.is_empty() {
+            return Some(target);
+        }
+    }
+    None
 }

@@ -22,6 +22,7 @@ use crate::store::{
     CitationRef, FetchRecord, FetchRow, QueueDelta, SnapshotRow, Store, StoreError, VerdictRecord,
     parse_ts,
 };
+use crate::verdict::reading::{self, Assessment, Observed, SourceHistory};
 use crate::verdict::{self, ConfirmPolicy, Reading, Verdict};
 
 /// A source of the current time (tests control it).
@@ -136,6 +137,10 @@ pub enum RunError {
     /// Writing a snapshot failed (disk full, permissions).
     #[error(transparent)]
     Snapshot(#[from] crate::snapshot::SnapshotError),
+    /// A bug in citewatch (a panic while processing a URL, a broken invariant). What the run
+    /// finished is kept; the run is recorded as ended abnormally.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// Fetches every planned source once, records snapshots, verdicts and queue changes.
@@ -181,6 +186,7 @@ pub async fn run(
         opts,
         run_id,
         totals: std::sync::Mutex::new(HostResult::default()),
+        panics: std::sync::Mutex::new(Vec::new()),
         renderer: tokio::sync::OnceCell::new(),
     };
     let mut summary = RunSummary {
@@ -206,7 +212,18 @@ pub async fn run(
     if let Some(Ok(r)) = ctx.renderer.take() {
         r.close().await;
     }
-    let totals = std::mem::take(&mut *ctx.totals.lock().expect("totals lock"));
+    let totals = std::mem::take(
+        &mut *ctx
+            .totals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    let panics = std::mem::take(
+        &mut *ctx
+            .panics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
     summary.unfinished = totals.planned_left(summary.urls);
     for v in totals.verdicts {
         *summary.verdicts.entry(v).or_default() += 1;
@@ -230,7 +247,12 @@ pub async fn run(
         );
     }
     if let Some(e) = first_error {
-        let _ = store.finish_run(run_id, (opts.clock)(), false).await;
+        let how = format!(
+            "failed after {} of {} URLs: {e}",
+            summary.urls - summary.unfinished,
+            summary.urls
+        );
+        let _ = store.finish_run(run_id, (opts.clock)(), Some(&how)).await;
         return Err(e);
     }
     let (expired, delta) = sync_expiry(registry, store, &opts.scope, (opts.clock)()).await?;
@@ -240,8 +262,30 @@ pub async fn run(
         let keys: Vec<String> = registry.citations().map(Citation::key).collect();
         summary.queue.closed += store.close_orphans(&keys, (opts.clock)()).await?;
     }
-    store.finish_run(run_id, (opts.clock)(), true).await?;
+    let abnormal = if !panics.is_empty() {
+        Some(format!(
+            "{} URL{} not judged after an internal error: {}",
+            panics.len(),
+            if panics.len() == 1 { "" } else { "s" },
+            panics[0]
+        ))
+    } else if summary.deadline_hit {
+        Some(format!(
+            "run deadline of {}s reached; {} of {} URLs not fetched",
+            opts.deadline.as_secs(),
+            summary.unfinished,
+            summary.urls
+        ))
+    } else {
+        None
+    };
+    store
+        .finish_run(run_id, (opts.clock)(), abnormal.as_deref())
+        .await?;
     summary.elapsed = started.elapsed();
+    if let Some(first) = panics.into_iter().next() {
+        return Err(RunError::Internal(first));
+    }
     Ok(summary)
 }
 
@@ -267,17 +311,10 @@ pub async fn sync_expiry(
         let max = registry
             .dimension(&c.dimension)
             .and_then(|d| d.max_age_days);
-        let is = verdict::is_expired(cell.verified, max, today);
+        let (is, detail) = verdict::expiry(cell.verified, max, &c.dimension, today);
         if is {
             expired += 1;
         }
-        let detail = match (cell.verified, max) {
-            (Some(v), Some(m)) => format!(
-                "evidence verified {v}, older than the {m}-day limit of `{}`",
-                c.dimension
-            ),
-            _ => String::new(),
-        };
         checks.push(crate::store::ExpiryCheck {
             citation: citation_ref(c),
             expired: is,
@@ -313,6 +350,8 @@ struct Ctx<'a> {
     /// Totals of committed fetches (shared by all hosts; kept outside the per-host futures
     /// so a deadline that abandons a host does not lose what it finished).
     totals: std::sync::Mutex<HostResult>,
+    /// Internal errors caught while processing single URLs (each costs only that URL).
+    panics: std::sync::Mutex<Vec<String>>,
     store: &'a Store,
     snapshots: &'a SnapshotStore,
     fetcher: &'a Fetcher,
@@ -342,6 +381,57 @@ struct Body {
     content_type: Option<String>,
 }
 
+impl Body {
+    fn row(&self) -> SnapshotRow {
+        SnapshotRow {
+            hash: self.hash.clone(),
+            size: self.bytes.len() as i64,
+            content_type: self.content_type.clone(),
+        }
+    }
+}
+
+/// What one attempt at a source brought back, owned, before the verdict stage decides.
+enum Gathered {
+    /// A new body, already stored as a snapshot.
+    Fresh {
+        body: Body,
+        status: u16,
+        final_url: String,
+        validators: Validators,
+    },
+    /// A 304, with the stored body it points at when that could be read back.
+    NotModified {
+        body: Option<Body>,
+        final_url: String,
+    },
+    /// A failed fetch.
+    Failed {
+        class: crate::verdict::FailureClass,
+        status: Option<u16>,
+        detail: String,
+    },
+}
+
+/// The stored row of a failed reading; a body that came with it is kept for the record.
+fn failed_row(f: &reading::Failure, snapshot: Option<SnapshotRow>) -> FetchRow {
+    FetchRow::Failed {
+        class: f.class,
+        consecutive: i64::from(f.consecutive),
+        first_failure_at: f.first_failure_at,
+        snapshot,
+    }
+}
+
+/// The text of a panic's payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
+
 /// Longest a snapshot's text extraction may take. PDF readers can loop on hostile files; the
 /// run moves on and the citation reads as unreadable.
 const EXTRACT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
@@ -368,10 +458,33 @@ async fn extract_bounded(
 
 impl Ctx<'_> {
     async fn process_host(&self, host: &HostQueue<'_>) -> Result<(), RunError> {
+        use futures_util::FutureExt as _;
         for source in &host.sources {
             let mut out = HostResult::default();
-            self.process_source(source, &mut out).await?;
-            let mut totals = self.totals.lock().expect("totals lock");
+            // A panic is a bug in citewatch, never the page's fault: it costs this URL its
+            // verdicts for the run (recorded as an abnormal end), not the whole run.
+            let processed = std::panic::AssertUnwindSafe(self.process_source(source, &mut out))
+                .catch_unwind()
+                .await;
+            match processed {
+                Ok(r) => r?,
+                Err(payload) => {
+                    let msg = panic_message(payload.as_ref());
+                    tracing::error!(url = %crate::redact(source.url.as_str()), error = %msg, "internal error; this URL keeps its previous verdicts");
+                    self.panics
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(format!(
+                            "internal error while processing {}: {msg}",
+                            crate::redact(source.url.as_str())
+                        ));
+                    continue;
+                }
+            }
+            let mut totals = self
+                .totals
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             totals.verdicts.extend(out.verdicts);
             totals.queue += out.queue;
             totals.bytes += out.bytes;
@@ -384,6 +497,7 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// Fetches one source, gathers the facts, lets the verdict stage decide, commits.
     async fn process_source(
         &self,
         source: &PlannedSource<'_>,
@@ -413,15 +527,19 @@ impl Ctx<'_> {
             Validators::default()
         };
         let started = Instant::now();
-        let mut outcome = match source.render {
-            Render::Http => self.fetcher.fetch(&source.url, &validators).await,
-            Render::Browser => self.render(&source.url).await,
-        };
-        if matches!(outcome, FetchOutcome::NotModified { .. }) && !have_good {
-            outcome = self
-                .fetcher
-                .fetch(&source.url, &Validators::default())
-                .await;
+        let mut outcome = self.fetch_once(source, &validators).await;
+        // A 304 points at the stored body: read it back now. When it cannot be had (it vanished
+        // since, or the server answers 304 to a request that carried no validators), ask once
+        // more without validators; what that brings is the reading.
+        let mut stored = None;
+        if matches!(outcome, FetchOutcome::NotModified { .. }) {
+            stored = self.stored_body(&state, have_good);
+            if stored.is_none() && validators != Validators::default() {
+                outcome = self.fetch_once(source, &Validators::default()).await;
+                if matches!(outcome, FetchOutcome::NotModified { .. }) {
+                    stored = self.stored_body(&state, have_good);
+                }
+            }
         }
         let now = (self.opts.clock)();
         let elapsed_ms = started.elapsed().as_millis() as i64;
@@ -431,156 +549,160 @@ impl Ctx<'_> {
         let mut raw_snapshot = None;
         // Texts extracted from the body, per selector (None = the whole page).
         let mut texts: HashMap<Option<String>, Result<extract::Extracted, String>> = HashMap::new();
-        let failure = |class, detail: String| {
-            // A run that did not try the page (robots.txt unreadable, host skipped) leaves the
-            // failure streak as it was.
-            let counts = class != crate::verdict::FailureClass::Deferred;
-            let consecutive = state.consecutive_failures + i64::from(counts);
-            let first = state
-                .first_failure_at
-                .as_deref()
-                .and_then(parse_ts)
-                .unwrap_or(now);
-            (class, detail, consecutive, first)
-        };
-        let (row, body, status, detail, final_url, failed) = match outcome {
+
+        // Gather the facts (I/O): a fresh body is stored and its whole page extracted.
+        let gathered = match outcome {
             FetchOutcome::Fetched(f) => {
                 out.bytes += f.body.len() as u64;
-                let snaps = self.snapshots.clone();
-                let body_bytes = f.body;
-                let (hash, bytes) = tokio::task::spawn_blocking(move || {
-                    snaps.put(&body_bytes).map(|h| (h, body_bytes))
-                })
-                .await
-                .expect("snapshot task panicked")?;
-                let snapshot = SnapshotRow {
-                    hash: hash.clone(),
-                    size: bytes.len() as i64,
-                    content_type: f.content_type.clone(),
-                };
+                let (hash, bytes) = self.put_snapshot(f.body).await?;
                 if let Some(raw) = f.raw_body {
-                    let snaps = self.snapshots.clone();
-                    let (raw_hash, len) = tokio::task::spawn_blocking(move || {
-                        snaps.put(&raw).map(|h| (h, raw.len()))
-                    })
-                    .await
-                    .expect("snapshot task panicked")?;
+                    let (raw_hash, raw) = self.put_snapshot(raw).await?;
                     raw_snapshot = Some(SnapshotRow {
                         hash: raw_hash,
-                        size: len as i64,
+                        size: raw.len() as i64,
                         content_type: Some("text/html".into()),
                     });
                 }
                 let bytes = Arc::new(bytes);
                 let full = extract_bounded(bytes.clone(), f.content_type.clone(), None).await;
-                let problem = full.as_ref().ok().and_then(|e| {
-                    extract::page_problem(&bytes, &e.text).or_else(|| match source.render {
-                        Render::Http => extract::needs_javascript(&bytes, &e.text),
-                        Render::Browser => None,
-                    })
-                });
                 texts.insert(None, full);
-                let body = Body {
-                    hash,
-                    bytes,
-                    content_type: f.content_type,
-                };
-                match problem {
-                    // Kept as a snapshot for the record, never as the last good body.
-                    Some(p) => {
-                        let (class, detail, consecutive, first) = failure(p.class, p.detail);
-                        let row = FetchRow::Failed {
-                            class,
-                            consecutive,
-                            first_failure_at: first,
-                            snapshot: Some(snapshot),
-                        };
-                        (
-                            row,
-                            None,
-                            Some(f.status),
-                            Some(detail.clone()),
-                            Some(f.final_url.to_string()),
-                            Some((class, detail, consecutive, first)),
-                        )
-                    }
-                    None => {
-                        let row = FetchRow::Fetched {
-                            snapshot,
-                            etag: f.validators.etag,
-                            last_modified: f.validators.last_modified,
-                        };
-                        (
-                            row,
-                            Some(body),
-                            Some(f.status),
-                            None,
-                            Some(f.final_url.to_string()),
-                            None,
-                        )
-                    }
+                Gathered::Fresh {
+                    body: Body {
+                        hash,
+                        bytes,
+                        content_type: f.content_type,
+                    },
+                    status: f.status,
+                    final_url: f.final_url.to_string(),
+                    validators: f.validators,
                 }
             }
-            FetchOutcome::NotModified { final_url, .. } => {
-                let hash = state
-                    .last_good_snapshot
-                    .clone()
-                    .expect("304 only with a stored snapshot");
-                let bytes = self.snapshots.get(&hash)?;
-                let body = Body {
-                    hash: hash.clone(),
-                    bytes: Arc::new(bytes),
-                    content_type: state.content_type.clone(),
-                };
-                (
-                    FetchRow::NotModified {
-                        snapshot_hash: hash,
-                    },
-                    Some(body),
-                    Some(304),
-                    Some("not modified; stored snapshot re-used".to_string()),
-                    Some(final_url.to_string()),
-                    None,
-                )
-            }
+            FetchOutcome::NotModified { final_url, .. } => Gathered::NotModified {
+                body: stored,
+                final_url: final_url.to_string(),
+            },
             FetchOutcome::Failed {
                 class,
                 status,
                 detail,
                 ..
-            } => {
-                let (class, detail, consecutive, first) = failure(class, detail);
-                let row = FetchRow::Failed {
-                    class,
-                    consecutive,
-                    first_failure_at: first,
-                    snapshot: None,
-                };
-                (
-                    row,
-                    None,
+            } => Gathered::Failed {
+                class,
+                status,
+                detail,
+            },
+        };
+
+        // Decide (pure): is what we have the document?
+        let history = SourceHistory {
+            consecutive_failures: u32::try_from(state.consecutive_failures).unwrap_or(0),
+            first_failure_at: state.first_failure_at.as_deref().and_then(parse_ts),
+            last_good_words: state.last_good_words.and_then(|w| usize::try_from(w).ok()),
+        };
+        let observed = match &gathered {
+            Gathered::Fresh { body, .. } => Observed::Body {
+                bytes: &body.bytes,
+                full: match &texts[&None] {
+                    Ok(e) => Ok(e),
+                    Err(why) => Err(why.as_str()),
+                },
+                render: source.render,
+            },
+            Gathered::NotModified { body, .. } => Observed::NotModified {
+                stored: body.is_some(),
+            },
+            Gathered::Failed { class, detail, .. } => Observed::Failed {
+                class: *class,
+                detail,
+            },
+        };
+        let assessment = reading::assess(&observed, &history, now);
+
+        // What is recorded for the source follows the decision.
+        let (row, body, status, detail, final_url) = match (gathered, &assessment) {
+            (
+                Gathered::Fresh {
+                    body,
                     status,
-                    Some(detail.clone()),
-                    None,
-                    Some((class, detail, consecutive, first)),
-                )
+                    final_url,
+                    validators,
+                },
+                Assessment::Document,
+            ) => {
+                let words = texts[&None]
+                    .as_ref()
+                    .map_or(0, |e| extract::word_count(&e.text));
+                let row = FetchRow::Fetched {
+                    snapshot: body.row(),
+                    etag: validators.etag,
+                    last_modified: validators.last_modified,
+                    words: i64::try_from(words).unwrap_or(i64::MAX),
+                };
+                (row, Some(body), Some(status), None, Some(final_url))
+            }
+            // Kept as a snapshot for the record, never as the last good body.
+            (
+                Gathered::Fresh {
+                    body,
+                    status,
+                    final_url,
+                    ..
+                },
+                Assessment::Failure(f),
+            ) => (
+                failed_row(f, Some(body.row())),
+                None,
+                Some(status),
+                Some(f.detail.clone()),
+                Some(final_url),
+            ),
+            (
+                Gathered::NotModified {
+                    body: Some(body),
+                    final_url,
+                },
+                Assessment::Document,
+            ) => (
+                FetchRow::NotModified {
+                    snapshot_hash: body.hash.clone(),
+                },
+                Some(body),
+                Some(304),
+                Some("not modified; stored snapshot re-used".to_string()),
+                Some(final_url),
+            ),
+            (Gathered::NotModified { final_url, .. }, Assessment::Failure(f)) => (
+                failed_row(f, None),
+                None,
+                Some(304),
+                Some(f.detail.clone()),
+                Some(final_url),
+            ),
+            (Gathered::Failed { status, .. }, Assessment::Failure(f)) => (
+                failed_row(f, None),
+                None,
+                status,
+                Some(f.detail.clone()),
+                None,
+            ),
+            (
+                Gathered::Failed { .. } | Gathered::NotModified { body: None, .. },
+                Assessment::Document,
+            ) => {
+                return Err(RunError::Internal(format!(
+                    "{}: the verdict stage took a failed fetch for the document",
+                    crate::redact(url)
+                )));
             }
         };
+
+        // Judge every citation of the source (pure), on the same decision.
         let mut baselines: HashMap<(String, Option<String>), Option<extract::Extracted>> =
             HashMap::new();
         let mut verdicts = Vec::with_capacity(source.citations.len());
         for c in &source.citations {
-            let judgement = match (&failed, &body) {
-                (Some((class, detail, consecutive, first)), _) => {
-                    let reading = Reading::Failed {
-                        class: *class,
-                        detail,
-                        consecutive: *consecutive as u32,
-                        first_failure_at: *first,
-                    };
-                    verdict::judge(c, &reading, None, self.opts.confirm, now)
-                }
-                (None, Some(b)) => {
+            let judgement = match (&assessment, &body) {
+                (Assessment::Document, Some(b)) => {
                     if !texts.contains_key(&c.selector) {
                         let t = extract_bounded(
                             b.bytes.clone(),
@@ -599,7 +721,15 @@ impl Ctx<'_> {
                     };
                     verdict::judge(c, &reading, baseline.as_ref(), self.opts.confirm, now)
                 }
-                (None, None) => unreachable!("success rows carry a body"),
+                (Assessment::Failure(f), _) => {
+                    verdict::judge(c, &f.reading(), None, self.opts.confirm, now)
+                }
+                (Assessment::Document, None) => {
+                    return Err(RunError::Internal(format!(
+                        "{}: a document without a body",
+                        crate::redact(url)
+                    )));
+                }
             };
             out.verdicts.push(judgement.verdict);
             verdicts.push(VerdictRecord {
@@ -629,64 +759,57 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// Renders a page in the run's headless browser (launched on first use), after the same
-    /// guard, robots.txt and pacing as a plain fetch.
-    async fn render(&self, url: &url::Url) -> FetchOutcome {
-        let failed = |class, detail: String| FetchOutcome::Failed {
-            class,
-            status: None,
-            detail,
-            redirects: vec![],
-        };
-        if let Err((class, detail)) = self.fetcher.browser_preflight(url).await {
-            return failed(class, detail);
-        }
-        let policy = self.fetcher.config().addresses;
-        let renderer = self
-            .renderer
-            .get_or_init(|| async move {
-                fetch::browser::Renderer::launch(policy)
+    /// One attempt at a source: a plain fetch, or a browser render (launched on first use).
+    async fn fetch_once(
+        &self,
+        source: &PlannedSource<'_>,
+        validators: &Validators,
+    ) -> FetchOutcome {
+        match source.render {
+            Render::Http => self.fetcher.fetch(&source.url, validators).await,
+            Render::Browser => {
+                let policy = self.fetcher.config().addresses;
+                let user_agent = self.fetcher.config().user_agent.clone();
+                let renderer = self
+                    .renderer
+                    .get_or_init(|| async move {
+                        fetch::browser::Renderer::launch(policy, &user_agent)
+                            .await
+                            .map_err(|e| e.to_string())
+                    })
+                    .await;
+                self.fetcher
+                    .render(renderer.as_ref().map_err(String::as_str), &source.url)
                     .await
-                    .map_err(|e| e.to_string())
-            })
-            .await;
-        let renderer = match renderer {
-            Ok(r) => r,
-            Err(e) => return failed(crate::verdict::FailureClass::Blocked, e.clone()),
-        };
-        match renderer
-            .render(url, fetch::browser::RenderLimits::default())
-            .await
-        {
-            Ok(page) if page.html.is_empty() && !page.refused.is_empty() => failed(
-                crate::verdict::FailureClass::Blocked,
-                format!(
-                    "the browser's request was refused: {}",
-                    page.refused.join("; ")
-                ),
-            ),
-            Ok(page) if page.html.len() > self.fetcher.config().max_body_bytes => failed(
-                crate::verdict::FailureClass::Blocked,
-                format!(
-                    "the rendered page exceeds the {}-byte cap",
-                    self.fetcher.config().max_body_bytes
-                ),
-            ),
-            Ok(page) => {
-                if page.hit_deadline {
-                    tracing::info!(url = %crate::redact(url.as_str()), "page still loading at the render deadline; captured as it stood");
-                }
-                FetchOutcome::Fetched(fetch::Fetched {
-                    final_url: url.clone(),
-                    status: 200,
-                    content_type: Some("text/html; charset=utf-8".into()),
-                    validators: Validators::default(),
-                    body: page.html.into_bytes(),
-                    raw_body: page.raw,
-                    redirects: vec![],
-                })
             }
-            Err(e) => failed(crate::verdict::FailureClass::Transient, e.to_string()),
+        }
+    }
+
+    /// The stored body a 304 points at, when it can be read back intact.
+    fn stored_body(&self, state: &crate::store::SourceState, have_good: bool) -> Option<Body> {
+        let hash = state.last_good_snapshot.clone().filter(|_| have_good)?;
+        match self.snapshots.get(&hash) {
+            Ok(bytes) => Some(Body {
+                hash,
+                bytes: Arc::new(bytes),
+                content_type: state.content_type.clone(),
+            }),
+            Err(e) => {
+                tracing::warn!(url = %crate::redact(&state.url), error = %e, "stored snapshot unreadable after a 304");
+                None
+            }
+        }
+    }
+
+    /// Writes a body as a content-addressed snapshot on the blocking pool.
+    async fn put_snapshot(&self, bytes: Vec<u8>) -> Result<(String, Vec<u8>), RunError> {
+        let snaps = self.snapshots.clone();
+        let put = tokio::task::spawn_blocking(move || snaps.put(&bytes).map(|h| (h, bytes))).await;
+        match put {
+            Ok(r) => Ok(r?),
+            Err(e) => Err(RunError::Internal(format!(
+                "writing a snapshot failed: {e}"
+            ))),
         }
     }
 

@@ -91,6 +91,8 @@ pub struct SourceState {
     pub consecutive_failures: i64,
     /// When the streak began.
     pub first_failure_at: Option<String>,
+    /// Words of the last good body, when recorded.
+    pub last_good_words: Option<i64>,
 }
 
 /// A snapshot row to insert if new.
@@ -141,6 +143,8 @@ pub enum FetchRow {
         etag: Option<String>,
         /// Last-Modified.
         last_modified: Option<String>,
+        /// Words of the body's whole-page text.
+        words: i64,
     },
     /// A 304 re-using this stored snapshot.
     NotModified {
@@ -248,6 +252,29 @@ pub struct QueueItem {
     pub closed_by: Option<String>,
     /// Their note.
     pub note: Option<String>,
+}
+
+/// One run as recorded, with how far it got.
+#[derive(Debug, Clone, FromRow, PartialEq, Eq, Serialize)]
+pub struct RunRecord {
+    /// Run id.
+    pub id: i64,
+    /// When it started.
+    pub started_at: String,
+    /// When it ended (NULL while running, or when its process died).
+    pub finished_at: Option<String>,
+    /// `running`, `finished` or `failed`.
+    pub status: String,
+    /// How an abnormal run ended (deadline, internal error), when it did not finish normally.
+    pub ended: Option<String>,
+    /// URLs planned.
+    pub urls: i64,
+    /// Citations planned.
+    pub citations: i64,
+    /// URLs whose fetch was committed.
+    pub urls_done: i64,
+    /// Citations that got a verdict in this run.
+    pub citations_judged: i64,
 }
 
 /// The latest verdict recorded for a citation.
@@ -381,11 +408,21 @@ impl Store {
         Ok(Some((id, urls.into_iter().map(|u| u.0).collect())))
     }
 
-    /// Marks a run finished or failed.
-    pub async fn finish_run(&self, run_id: i64, now: DateTime<Utc>, ok: bool) -> Result<()> {
-        sqlx::query("UPDATE runs SET finished_at = $1, status = $2 WHERE id = $3")
+    /// Marks a run finished (`abnormal` is None) or failed, saying how it ended.
+    pub async fn finish_run(
+        &self,
+        run_id: i64,
+        now: DateTime<Utc>,
+        abnormal: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query("UPDATE runs SET finished_at = $1, status = $2, ended = $3 WHERE id = $4")
             .bind(ts(now))
-            .bind(if ok { "finished" } else { "failed" })
+            .bind(if abnormal.is_none() {
+                "finished"
+            } else {
+                "failed"
+            })
+            .bind(abnormal)
             .bind(run_id)
             .execute(&self.pool)
             .await
@@ -393,10 +430,23 @@ impl Store {
         Ok(())
     }
 
+    /// The latest run and how far it got, if any run was recorded.
+    pub async fn last_run(&self) -> Result<Option<RunRecord>> {
+        sqlx::query_as(
+            "SELECT r.id, r.started_at, r.finished_at, r.status, r.ended, r.urls, r.citations,
+                    (SELECT COUNT(DISTINCT f.url) FROM fetches f WHERE f.run_id = r.id) AS urls_done,
+                    (SELECT COUNT(*) FROM verdicts v WHERE v.run_id = r.id) AS citations_judged
+             FROM runs r ORDER BY r.id DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.err())
+    }
+
     /// Per-URL state, if the URL was fetched before.
     pub async fn source_state(&self, url: &str) -> Result<Option<SourceState>> {
         sqlx::query_as(
-            "SELECT url, last_good_snapshot, content_type, etag, last_modified, consecutive_failures, first_failure_at FROM sources WHERE url = $1",
+            "SELECT url, last_good_snapshot, content_type, etag, last_modified, consecutive_failures, first_failure_at, last_good_words FROM sources WHERE url = $1",
         )
         .bind(url)
         .fetch_optional(&self.pool)
@@ -453,6 +503,7 @@ impl Store {
                 snapshot,
                 etag,
                 last_modified,
+                ..
             } => (
                 "fetched",
                 Some(snapshot.hash.clone()),
@@ -504,13 +555,15 @@ impl Store {
         .map_err(&e)?;
         let fetch_id = fetch_id.0;
         match &rec.row {
-            FetchRow::Fetched { snapshot, .. } => {
+            FetchRow::Fetched {
+                snapshot, words, ..
+            } => {
                 sqlx::query(
-                    "INSERT INTO sources (url, last_good_snapshot, last_good_at, content_type, etag, last_modified, consecutive_failures, first_failure_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, 0, NULL)
+                    "INSERT INTO sources (url, last_good_snapshot, last_good_at, content_type, etag, last_modified, consecutive_failures, first_failure_at, last_good_words)
+                     VALUES ($1, $2, $3, $4, $5, $6, 0, NULL, $7)
                      ON CONFLICT(url) DO UPDATE SET last_good_snapshot = excluded.last_good_snapshot, last_good_at = excluded.last_good_at,
                         content_type = excluded.content_type, etag = excluded.etag, last_modified = excluded.last_modified,
-                        consecutive_failures = 0, first_failure_at = NULL",
+                        consecutive_failures = 0, first_failure_at = NULL, last_good_words = excluded.last_good_words",
                 )
                 .bind(&rec.url)
                 .bind(&snapshot.hash)
@@ -518,6 +571,7 @@ impl Store {
                 .bind(&snapshot.content_type)
                 .bind(&etag)
                 .bind(&lm)
+                .bind(words)
                 .execute(&mut *tx)
                 .await
                 .map_err(&e)?;

@@ -140,8 +140,16 @@ async fn allowed(url: &str, policy: AddressPolicy) -> Result<(), String> {
 }
 
 impl Renderer {
-    /// Launches headless Chromium with a throwaway profile and no background traffic.
-    pub async fn launch(policy: AddressPolicy) -> Result<Renderer, RenderError> {
+    /// Launches headless Chromium with a throwaway profile and no background traffic. Every
+    /// request it sends carries `user_agent` (the run's configured User-Agent), never
+    /// Chromium's own `HeadlessChrome` string.
+    pub async fn launch(policy: AddressPolicy, user_agent: &str) -> Result<Renderer, RenderError> {
+        // A User-Agent is one header line: control characters would end it early.
+        if user_agent.chars().any(char::is_control) {
+            return Err(RenderError::Browser(
+                "the configured user_agent contains control characters".into(),
+            ));
+        }
         let exe = chromium_path().ok_or(RenderError::NoBrowser)?;
         let profile = tempfile::tempdir().map_err(|e| RenderError::Browser(e.to_string()))?;
         let config = BrowserConfig::builder()
@@ -162,6 +170,7 @@ impl Renderer {
                 // Proxies must not route around the address policy.
                 "--no-proxy-server",
             ])
+            .arg(format!("--user-agent={user_agent}"))
             .build()
             .map_err(RenderError::Browser)?;
         let (browser, mut handler) = Browser::launch(config)
@@ -170,6 +179,11 @@ impl Renderer {
         let handler = tokio::spawn(async move { while handler.next().await.is_some() {} });
         let page = browser
             .new_page("about:blank")
+            .await
+            .map_err(|e| RenderError::Browser(e.to_string()))?;
+        // The command-line switch covers every request; the override also sets what scripts
+        // read from navigator.userAgent on this tab.
+        page.set_user_agent(user_agent)
             .await
             .map_err(|e| RenderError::Browser(e.to_string()))?;
         // Every request is paused before it is sent (for the guard); documents are paused again

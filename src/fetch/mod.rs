@@ -594,6 +594,61 @@ impl Fetcher {
         Ok(())
     }
 
+    /// Renders a page in the run's headless browser (`renderer`, or why there is none) after
+    /// the same guard, robots.txt and pacing as a plain fetch, and classifies what happened,
+    /// here, like any other fetch: no browser, a refused document or an oversized DOM is
+    /// `Blocked`; a browser error is `Transient`.
+    pub async fn render(
+        &self,
+        renderer: Result<&browser::Renderer, &str>,
+        url: &Url,
+    ) -> FetchOutcome {
+        let failed = |class, detail: String| FetchOutcome::Failed {
+            class,
+            status: None,
+            detail,
+            redirects: vec![],
+        };
+        if let Err((class, detail)) = self.browser_preflight(url).await {
+            return failed(class, detail);
+        }
+        let renderer = match renderer {
+            Ok(r) => r,
+            Err(e) => return failed(FailureClass::Blocked, e.to_string()),
+        };
+        match renderer.render(url, browser::RenderLimits::default()).await {
+            Ok(page) if page.html.is_empty() && !page.refused.is_empty() => failed(
+                FailureClass::Blocked,
+                format!(
+                    "the browser's request was refused: {}",
+                    page.refused.join("; ")
+                ),
+            ),
+            Ok(page) if page.html.len() > self.cfg.max_body_bytes => failed(
+                FailureClass::Blocked,
+                format!(
+                    "the rendered page exceeds the {}-byte cap",
+                    self.cfg.max_body_bytes
+                ),
+            ),
+            Ok(page) => {
+                if page.hit_deadline {
+                    tracing::info!(url = %crate::redact(url.as_str()), "page still loading at the render deadline; captured as it stood");
+                }
+                FetchOutcome::Fetched(Fetched {
+                    final_url: url.clone(),
+                    status: 200,
+                    content_type: Some("text/html; charset=utf-8".into()),
+                    validators: Validators::default(),
+                    body: page.html.into_bytes(),
+                    raw_body: page.raw,
+                    redirects: vec![],
+                })
+            }
+            Err(e) => failed(FailureClass::Transient, e.to_string()),
+        }
+    }
+
     /// Sends one GET, paced for its host and within the global limit, after the address
     /// guard has passed it.
     async fn send(

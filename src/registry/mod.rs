@@ -296,6 +296,13 @@ impl Reporter<'_> {
         let line = self.line_of(offset);
         self.push(line, Severity::Warning, message.into());
     }
+    /// Whether an error (not a warning) was reported since `mark` (a length of `problems`).
+    /// Warnings never remove anything from the registry; only errors do.
+    fn errors_since(&self, mark: usize) -> bool {
+        self.problems[mark..]
+            .iter()
+            .any(|p| p.severity == Severity::Error)
+    }
     fn push(&mut self, line: usize, severity: Severity, message: String) {
         self.problems.push(Problem {
             file: self.file.path.clone(),

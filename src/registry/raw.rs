@@ -173,7 +173,7 @@ pub(super) fn parse_vocabulary(
             max_age_days,
         });
     }
-    let ok = rep.problems[errors_before..].is_empty();
+    let ok = !rep.errors_since(errors_before);
     ok.then(|| Vocabulary {
         name: raw.name.into_inner(),
         grades,
@@ -296,9 +296,7 @@ pub(super) fn parse_offering(
             line: cell_line,
         });
     }
-    let ok = !rep.problems[errors_before..]
-        .iter()
-        .any(|p| p.severity == super::Severity::Error);
+    let ok = !rep.errors_since(errors_before);
     ok.then(|| Offering {
         id,
         name: raw.name,
@@ -418,7 +416,9 @@ fn citation(
             }
         },
     };
-    if rep.problems.len() > errors_before {
+    // Only errors drop a citation (and then block the whole registry); a warning such as a
+    // very short quote leaves it to be judged like any other.
+    if rep.errors_since(errors_before) {
         return None;
     }
     Some(Citation {

@@ -41,7 +41,12 @@ async fn scripts_and_their_requests_are_rendered() {
     let site = Site::start().await;
     site_pages(&site);
     let launched = std::time::Instant::now();
-    let r = Renderer::launch(AddressPolicy::LoopbackOnly).await.unwrap();
+    let r = Renderer::launch(
+        AddressPolicy::LoopbackOnly,
+        &citewatch::fetch::default_user_agent(),
+    )
+    .await
+    .unwrap();
     eprintln!("render: browser launch {:?}", launched.elapsed());
     let t = std::time::Instant::now();
     let page = r
@@ -86,7 +91,12 @@ async fn the_browsers_requests_pass_the_address_guard() {
     }
     let site = Site::start().await;
     site_pages(&site);
-    let r = Renderer::launch(AddressPolicy::PublicOnly).await.unwrap();
+    let r = Renderer::launch(
+        AddressPolicy::PublicOnly,
+        &citewatch::fetch::default_user_agent(),
+    )
+    .await
+    .unwrap();
     let page = r
         .render(&site.url("/xhr").parse().unwrap(), RenderLimits::default())
         .await
@@ -113,7 +123,12 @@ async fn a_page_that_never_settles_hits_the_deadline() {
         Page::html("<html><body><main><p>Always busy.</p></main><script>setInterval(() => fetch('/tick?' + Date.now()), 100);</script></body></html>"),
     );
     site.set("/tick", Page::bytes("text/plain", b"tick".to_vec()));
-    let r = Renderer::launch(AddressPolicy::LoopbackOnly).await.unwrap();
+    let r = Renderer::launch(
+        AddressPolicy::LoopbackOnly,
+        &citewatch::fetch::default_user_agent(),
+    )
+    .await
+    .unwrap();
     let t = std::time::Instant::now();
     let limits = RenderLimits {
         deadline: Duration::from_secs(3),

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use citewatch::evidence::{self, QuoteMatch};
 use citewatch::extract;
 use citewatch::registry::{Citation, Render};
-use citewatch::verdict::{self, ConfirmPolicy, FailureClass, Reading, Verdict};
+use citewatch::verdict::reading::{self, Assessment, Observed, SourceHistory};
+use citewatch::verdict::{self, ConfirmPolicy, Reading, Verdict};
 use serde_json::Value;
 
 fn corpus() -> PathBuf {
@@ -130,40 +131,50 @@ fn change_verdict(baseline: &Path, current: &Path) -> (Verdict, String) {
     judge(&c, Some(baseline), current)
 }
 
+/// Judges `current` exactly as the pipeline does: the verdict stage's own decision whether the
+/// body is the document (with the baseline as the last good body), then the citation.
 fn judge(c: &Citation, baseline: Option<&Path>, current: &Path) -> (Verdict, String) {
     let bytes = std::fs::read(current).unwrap();
     let ex = extract::extract(&bytes, Some(content_type(current)), None).unwrap();
-    let j = match extract::page_problem(&bytes, &ex.text)
-        .or_else(|| extract::needs_javascript(&bytes, &ex.text))
-    {
-        Some(p) => verdict::judge(
+    let base = baseline.map(extracted_all);
+    let history = SourceHistory {
+        last_good_words: base.as_ref().map(|b| extract::word_count(&b.text)),
+        ..Default::default()
+    };
+    let observed = Observed::Body {
+        bytes: &bytes,
+        full: Ok(&ex),
+        render: Render::Http,
+    };
+    let j = match reading::assess(&observed, &history, now()) {
+        Assessment::Failure(f) => {
+            verdict::judge(c, &f.reading(), None, ConfirmPolicy::default(), now())
+        }
+        Assessment::Document => verdict::judge(
             c,
-            &Reading::Failed {
-                class: p.class,
-                detail: &p.detail,
-                consecutive: 1,
-                first_failure_at: now(),
+            &Reading::Read {
+                text: Ok(&ex),
+                moved_to: None,
+                redirects: "",
             },
-            None,
+            base.as_ref(),
             ConfirmPolicy::default(),
             now(),
         ),
-        None => {
-            let base = baseline.map(extracted_all);
-            verdict::judge(
-                c,
-                &Reading::Read {
-                    text: Ok(&ex),
-                    moved_to: None,
-                    redirects: "",
-                },
-                base.as_ref(),
-                ConfirmPolicy::default(),
-                now(),
-            )
-        }
     };
     (j.verdict, j.detail)
+}
+
+/// The verdict stage's decision on a body without history.
+fn is_document(path: &Path) -> bool {
+    let bytes = std::fs::read(path).unwrap();
+    let ex = extract::extract(&bytes, Some(content_type(path)), None).unwrap();
+    let observed = Observed::Body {
+        bytes: &bytes,
+        full: Ok(&ex),
+        render: Render::Http,
+    };
+    reading::assess(&observed, &SourceHistory::default(), now()) == Assessment::Document
 }
 
 #[test]
@@ -326,15 +337,7 @@ fn error_and_stub_pages_are_never_verified_or_missing() {
             }
         }
         // The real pages themselves are not mistaken for error pages.
-        let bytes = std::fs::read(&good.1).unwrap();
-        assert_eq!(
-            extract::page_problem(&bytes, &good_text),
-            None,
-            "case {} {}",
-            case.id,
-            good.0
-        );
-        let _ = FailureClass::Transient;
+        assert!(is_document(&good.1), "case {} {}", case.id, good.0);
     }
 }
 
@@ -351,14 +354,7 @@ fn no_real_page_in_the_corpus_is_taken_for_an_error_page() {
             if bad || case.category == "pdf-sample" {
                 continue;
             }
-            let bytes = std::fs::read(&path).unwrap();
-            let text = extracted(&path);
-            assert_eq!(
-                extract::page_problem(&bytes, &text),
-                None,
-                "case {} {role}",
-                case.id
-            );
+            assert!(is_document(&path), "case {} {role}", case.id);
         }
     }
 }

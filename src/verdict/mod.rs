@@ -4,6 +4,14 @@
 //! now and at baseline, and the source's failure history into one [`Verdict`] with a detail
 //! line, plus the queue reasons it implies. The words are fixed by SPEC §3. Policy knobs
 //! (failure confirmation) and the clock arrive as arguments.
+//!
+//! This stage decides everything that has a rule: [`reading::assess`] decides whether what a
+//! fetch brought back is the document at all (error pages, bot walls, stubs, shells, empty
+//! bodies, a `304` with nothing to re-use) and where the failure streak stands; [`judge`]
+//! decides each citation on that reading; [`expiry`] applies the age policy. The pipeline
+//! only gathers facts and records the decisions.
+
+pub mod reading;
 
 use std::fmt;
 use std::str::FromStr;
@@ -514,6 +522,23 @@ fn change_summary(before: &str, after: &str) -> String {
     format!("text changed since baseline: {removed} words removed, {added} words added")
 }
 
+/// The age policy for one citation: whether its cell's evidence is expired on `today`, and the
+/// line that explains it (empty when no limit applies).
+pub fn expiry(
+    verified: Option<NaiveDate>,
+    max_age_days: Option<u32>,
+    dimension: &str,
+    today: NaiveDate,
+) -> (bool, String) {
+    let detail = match (verified, max_age_days) {
+        (Some(v), Some(m)) => {
+            format!("evidence verified {v}, older than the {m}-day limit of `{dimension}`")
+        }
+        _ => String::new(),
+    };
+    (is_expired(verified, max_age_days, today), detail)
+}
+
 /// Whether a cell's evidence is older than its dimension allows on `today`.
 pub fn is_expired(
     verified: Option<NaiveDate>,
@@ -550,7 +575,7 @@ mod tests {
         Extracted {
             text: t.into(),
             wording: t.into(),
-            lines: vec![],
+            ..Extracted::default()
         }
     }
 
