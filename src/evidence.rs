@@ -492,7 +492,9 @@ fn find_parts(parts: &[&str], text: &str) -> QuoteMatch {
         if !ok {
             continue;
         }
-        let start = start.expect("at least one part");
+        let Some(start) = start else {
+            continue;
+        };
         if exact {
             return QuoteMatch::Exact { start, end: pos };
         }
@@ -854,21 +856,40 @@ pub fn find_terms(terms: &[String], text: &str) -> Vec<Appearance> {
     found
 }
 
-/// The sentence containing bytes `start..end`, bounded to about 300 characters.
+/// A list label that starts a clause: `(a)`, `(iv)`, `(12)`, or `b.` standing alone.
+static CLAUSE_LABEL: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"(?:^|\s)(?:\((?:[a-zA-Z]|[ivxlcIVXLC]{1,6}|\d{1,3})\)|[a-zA-Z]\.)\s")
+        .expect("valid regex")
+});
+
+/// The clause around `text[start..end]`: bounded by sentence ends, `;`, line breaks and list
+/// labels such as `(a)`, `(iv)` or `b.` (a label itself is left out), at most 150 bytes
+/// either side. Context is compared clause by clause, so the next list item landing in the
+/// same block is not taken for a change around the quote.
 pub fn sentence_around(text: &str, start: usize, end: usize) -> String {
     const REACH: usize = 150;
-    let lo = text[..start]
-        .rfind(['.', '!', '?', '\n'])
+    const ENDS: [char; 5] = ['.', '!', '?', '\n', ';'];
+    let reach_lo = floor_char(text, start.saturating_sub(REACH));
+    let mut lo = text[..start]
+        .rfind(ENDS)
         .map(|i| i + 1)
         .unwrap_or(0)
-        .max(start.saturating_sub(REACH));
-    let hi = text[end..]
-        .find(['.', '!', '?', '\n'])
+        .max(reach_lo);
+    // A label between the boundary and the quote starts the clause the quote is in.
+    if let Some(m) = CLAUSE_LABEL.find_iter(&text[lo..start]).last() {
+        lo += m.end();
+    }
+    let reach_hi = ceil_char(text, (end + REACH).min(text.len()));
+    let mut hi = text[end..]
+        .find(ENDS)
         .map(|i| end + i + 1)
         .unwrap_or(text.len())
-        .min(end + REACH);
-    let lo = floor_char(text, lo);
-    let hi = ceil_char(text, hi);
+        .min(reach_hi);
+    if let Some(m) = CLAUSE_LABEL.find(&text[end..hi]) {
+        hi = end + m.start();
+    }
+    let lo = floor_char(text, lo.min(start));
+    let hi = ceil_char(text, hi.max(end));
     text[lo..hi].trim().to_string()
 }
 

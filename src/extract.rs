@@ -97,18 +97,27 @@ pub fn media_kind(content_type: Option<&str>, bytes: &[u8]) -> MediaKind {
         .and_then(|ct| ct.split(';').next())
         .map(|s| s.trim().to_ascii_lowercase())
         .unwrap_or_default();
+    let head = &bytes[..bytes.len().min(1024)];
+    let is_pdf = head.starts_with(b"%PDF-");
+    let lower = String::from_utf8_lossy(head).to_ascii_lowercase();
+    let looks_html =
+        lower.contains("<html") || lower.contains("<!doctype html") || lower.contains("<body");
+    // Binary bytes are binary whatever the label says: judging decoded junk as a page would
+    // report a quote `missing` from something that is not the document.
+    if !is_pdf && looks_binary(bytes) {
+        return MediaKind::Binary;
+    }
     match essence.as_str() {
         "text/html" | "application/xhtml+xml" => return MediaKind::Html,
-        "application/pdf" => return MediaKind::Pdf,
+        // A server that labels its HTML error page as PDF is common; trust the bytes.
+        "application/pdf" if is_pdf || !looks_html => return MediaKind::Pdf,
         "text/plain" | "text/markdown" => return MediaKind::Text,
         _ => {}
     }
-    let head = &bytes[..bytes.len().min(1024)];
-    if head.starts_with(b"%PDF-") {
+    if is_pdf {
         return MediaKind::Pdf;
     }
-    let lower = String::from_utf8_lossy(head).to_ascii_lowercase();
-    if lower.contains("<html") || lower.contains("<!doctype html") || lower.contains("<body") {
+    if looks_html {
         return MediaKind::Html;
     }
     let texty =
@@ -117,6 +126,21 @@ pub fn media_kind(content_type: Option<&str>, bytes: &[u8]) -> MediaKind {
         return MediaKind::Text;
     }
     MediaKind::Binary
+}
+
+/// Whether bytes are binary data rather than text in any encoding: more than one in ten of the
+/// first 4 KiB are control characters other than whitespace (text in UTF-16 has a BOM and is
+/// decoded as text).
+fn looks_binary(bytes: &[u8]) -> bool {
+    if Encoding::for_bom(bytes).is_some() {
+        return false;
+    }
+    let head = &bytes[..bytes.len().min(4096)];
+    let controls = head
+        .iter()
+        .filter(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0C))
+        .count();
+    !head.is_empty() && controls * 10 > head.len()
 }
 
 /// Decodes bytes to text: byte-order mark first, then the Content-Type charset, then an HTML

@@ -224,7 +224,10 @@ impl Renderer {
             while let Some(ev) = paused.next().await {
                 if ev.response_status_code.is_some() || ev.response_error_reason.is_some() {
                     // A document's response: keep the first one's body, then let it through.
-                    let first = w.lock().expect("lock").is_none();
+                    let first = w
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .is_none();
                     let wanted = first
                         && ev
                             .response_status_code
@@ -241,7 +244,7 @@ impl Renderer {
                         } else {
                             body.result.body.clone().into_bytes()
                         };
-                        *w.lock().expect("lock") = Some(bytes);
+                        *w.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(bytes);
                     }
                     let _ = p
                         .execute(ContinueRequestParams::new(ev.request_id.clone()))
@@ -249,7 +252,7 @@ impl Renderer {
                     continue;
                 }
                 s.fetch_add(1, Ordering::Relaxed);
-                *l.lock().expect("lock") = Instant::now();
+                *l.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
                 let url = ev.request.url.clone();
                 match allowed(&url, policy).await {
                     Ok(()) => {
@@ -259,7 +262,7 @@ impl Renderer {
                     }
                     Err(why) => {
                         r.lock()
-                            .expect("lock")
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
                             .push(format!("{}: {why}", crate::redact(&url)));
                         let _ = p
                             .execute(FailRequestParams::new(
@@ -298,8 +301,14 @@ impl Renderer {
     ) -> Result<Rendered, RenderError> {
         let page = self.page.lock().await;
         self.seen.store(0, Ordering::Relaxed);
-        self.refused.lock().expect("lock").clear();
-        *self.raw.lock().expect("lock") = None;
+        self.refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+        *self
+            .raw
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         let started = Instant::now();
         let end = started + limits.deadline;
         let nav = tokio::time::timeout_at(end, page.goto(url.as_str())).await;
@@ -307,7 +316,11 @@ impl Renderer {
         match nav {
             Err(_) => hit_deadline = true,
             Ok(Err(e)) => {
-                let refused = self.refused.lock().expect("lock").clone();
+                let refused = self
+                    .refused
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
                 if !refused.is_empty() {
                     return Ok(Rendered {
                         html: String::new(),
@@ -326,7 +339,10 @@ impl Renderer {
         }
         // Settle: wait until no request has started for `quiet`, within the deadline.
         while !hit_deadline {
-            let last = *self.last_request.lock().expect("lock");
+            let last = *self
+                .last_request
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let quiet_until = last.max(started) + limits.quiet;
             if Instant::now() >= quiet_until {
                 break;
@@ -342,14 +358,22 @@ impl Renderer {
             .await
             .map_err(|_| RenderError::Browser("reading the DOM timed out".into()))?
             .map_err(|e| RenderError::Browser(e.to_string()))?;
-        let raw = self.raw.lock().expect("lock").take();
+        let raw = self
+            .raw
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         // Leave the tab empty for the next page (and stop anything still running).
         let _ = tokio::time::timeout(Duration::from_secs(5), page.goto("about:blank")).await;
         Ok(Rendered {
             raw,
             html,
             requests: self.seen.load(Ordering::Relaxed),
-            refused: self.refused.lock().expect("lock").clone(),
+            refused: self
+                .refused
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone(),
             hit_deadline,
         })
     }

@@ -192,6 +192,10 @@ struct HostPacer {
     /// Per-host spacing longer than the quota's (robots.txt `Crawl-delay`), applied by pushing
     /// `next_allowed` after each request.
     min_interval: Mutex<HashMap<String, Duration>>,
+    /// Hosts that asked to be left alone for longer than the run can wait (`Retry-After` over
+    /// the cap), with why. Their remaining URLs are not attempted this run: they fail at once
+    /// as deferred instead of sleeping into the run deadline and being left unjudged.
+    skipped: Mutex<HashMap<String, String>>,
 }
 
 impl HostPacer {
@@ -204,12 +208,34 @@ impl HostPacer {
             next_allowed: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
             min_interval: Mutex::new(HashMap::new()),
+            skipped: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Skips `host` for the rest of the run.
+    fn skip(&self, host: &str, why: String) {
+        self.skipped
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(host.to_string())
+            .or_insert(why);
+    }
+
+    /// Why `host` is skipped this run, if it is.
+    fn skipped(&self, host: &str) -> Option<String> {
+        self.skipped
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(host)
+            .cloned()
     }
 
     fn host_slot(&self, host: &str) -> Arc<Semaphore> {
         // (cloned out of the map so the map's lock is not held while waiting)
-        let mut map = self.in_flight.lock().expect("pacer lock");
+        let mut map = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.entry(host.to_string())
             .or_insert_with(|| Arc::new(Semaphore::new(1)))
             .clone()
@@ -221,7 +247,7 @@ impl HostPacer {
             let until = self
                 .next_allowed
                 .lock()
-                .expect("pacer lock")
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .get(host)
                 .copied();
             match until {
@@ -236,7 +262,7 @@ impl HostPacer {
     fn set_min_interval(&self, host: &str, interval: Duration) {
         self.min_interval
             .lock()
-            .expect("pacer lock")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(host.to_string(), interval);
     }
 
@@ -245,7 +271,7 @@ impl HostPacer {
         let interval = self
             .min_interval
             .lock()
-            .expect("pacer lock")
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(host)
             .copied();
         if let Some(i) = interval {
@@ -256,7 +282,10 @@ impl HostPacer {
     /// Makes `host` wait at least `delay` before its next request.
     fn push_back(&self, host: &str, delay: Duration) {
         let t = Instant::now() + delay;
-        let mut map = self.next_allowed.lock().expect("pacer lock");
+        let mut map = self
+            .next_allowed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let e = map.entry(host.to_string()).or_insert(t);
         if *e < t {
             *e = t;
@@ -375,26 +404,26 @@ impl Fetcher {
             let host = host_key(url);
             let delay = match retry_after {
                 Some(d) if d > self.cfg.max_retry_after => {
-                    self.pacer.push_back(&host, d);
-                    if let FetchOutcome::Failed {
-                        class: _,
-                        status,
-                        detail,
-                        redirects,
-                    } = outcome
-                    {
-                        return FetchOutcome::Failed {
+                    let why = format!(
+                        "Retry-After {}s exceeds the {}s cap, host skipped this run",
+                        d.as_secs(),
+                        self.cfg.max_retry_after.as_secs()
+                    );
+                    self.pacer.skip(&host, why.clone());
+                    return match outcome {
+                        FetchOutcome::Failed {
+                            status,
+                            detail,
+                            redirects,
+                            ..
+                        } => FetchOutcome::Failed {
                             class: FailureClass::Deferred,
                             status,
-                            detail: format!(
-                                "{detail}; Retry-After {}s exceeds the {}s cap, host skipped this run",
-                                d.as_secs(),
-                                self.cfg.max_retry_after.as_secs()
-                            ),
+                            detail: format!("{detail}; {why}"),
                             redirects,
-                        };
-                    }
-                    unreachable!("transient outcome is Failed")
+                        },
+                        other => other,
+                    };
                 }
                 Some(d) => d,
                 None => backoff(self.cfg.backoff, attempt),
@@ -459,11 +488,15 @@ impl Fetcher {
             } = sent;
             let status = resp.status();
             if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
-                let Some(location) = resp
+                // Browsers read a Location header as UTF-8; the URL parser percent-encodes it.
+                let location = resp
                     .headers()
                     .get(header::LOCATION)
-                    .and_then(|v| v.to_str().ok())
-                else {
+                    .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string);
+                let Some(location) = location else {
                     return (
                         failed(
                             FailureClass::Dead,
@@ -474,14 +507,17 @@ impl Fetcher {
                         None,
                     );
                 };
-                let next = match current.join(location) {
+                let next = match current.join(&location) {
                     Ok(u) if matches!(u.scheme(), "http" | "https") => u,
                     _ => {
                         return (
                             failed(
                                 FailureClass::Blocked,
                                 Some(status.as_u16()),
-                                format!("redirect to unusable location `{location}`"),
+                                format!(
+                                    "redirect to unusable location `{}`",
+                                    crate::redact(&location.chars().take(200).collect::<String>())
+                                ),
                                 hops,
                             ),
                             None,
@@ -528,6 +564,18 @@ impl Fetcher {
                         final_url: current,
                         redirects: hops,
                     },
+                    None,
+                );
+            }
+            if status == StatusCode::PARTIAL_CONTENT {
+                // We never ask for a range: part of a document is not the document.
+                return (
+                    failed(
+                        FailureClass::Transient,
+                        Some(206),
+                        "HTTP 206 Partial Content to a request without Range".into(),
+                        hops,
+                    ),
                     None,
                 );
             }
@@ -660,10 +708,19 @@ impl Fetcher {
             return Err((FailureClass::Blocked, refused.to_string()));
         }
         let host = host_key(url);
+        if let Some(why) = self.pacer.skipped(&host) {
+            return Err((FailureClass::Deferred, format!("not attempted: {why}")));
+        }
         let slot = self.pacer.host_slot(&host);
-        let host_permit = slot.acquire_owned().await.expect("semaphore open");
+        // The semaphores are never closed, so acquiring cannot fail; if it ever did, the URL
+        // would be deferred, not the run aborted.
+        let Ok(host_permit) = slot.acquire_owned().await else {
+            return Err((FailureClass::Deferred, "host slot closed".into()));
+        };
         self.pacer.ready(&host).await;
-        let global = self.global.acquire().await.expect("semaphore open");
+        let Ok(global) = self.global.acquire().await else {
+            return Err((FailureClass::Deferred, "request slots closed".into()));
+        };
         let mut req = self
             .client
             .get(url.clone())
@@ -693,7 +750,10 @@ impl Fetcher {
     pub async fn robots_for(&self, url: &Url) -> RobotsRules {
         let key = origin(url);
         let cell = {
-            let mut map = self.robots.lock().expect("robots lock");
+            let mut map = self
+                .robots
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             map.entry(key.clone())
                 .or_insert_with(|| Arc::new(tokio::sync::OnceCell::new()))
                 .clone()

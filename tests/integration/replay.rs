@@ -423,3 +423,48 @@ fn pdf_sentences_verify() {
         );
     }
 }
+
+/// Regression (trust issue, defect 6): in the Dec 2025 rewrite of OpenAI's DPA (Open Terms
+/// Archive case 01) the next list item "(c) … subject to U.S. Privacy Laws …" landed in the
+/// same block as the quoted clause. The context compared is the quote's own clause, so the
+/// quote stands; a real change inside the clause is still caught.
+#[test]
+fn regression_next_list_item_is_not_a_context_change() {
+    let case = cases().into_iter().find(|c| c.id == 1).unwrap();
+    let snaps = case.snapshots();
+    let before = &snaps.first().unwrap().1;
+    let after = &snaps.last().unwrap().1;
+    let c = watch(
+        "https://openai.com/policies/data-processing-addendum/",
+        Some("(as such term is defined by the CCPA) Personal Data;"),
+    );
+    let (v, detail) = judge(&c, Some(before), after);
+    assert_eq!(v, Verdict::Verified, "{detail}");
+
+    let clause = |s: &str| {
+        let ex = extract::html_extract(s, None);
+        let doc = evidence::Doc::new(&ex);
+        let q = "share personal data";
+        let at = doc.text.find(q).unwrap();
+        doc.context(at, at + q.len())
+    };
+    assert_eq!(
+        clause(
+            "<p>OpenAI agrees to (a) not sell data; (b) not share personal data; (c) subject to the laws, retain it.</p>"
+        ),
+        "not share personal data;"
+    );
+    assert_eq!(
+        clause("<ol><li>b. We do not share personal data</li><li>c. except as required</li></ol>"),
+        "We do not share personal data"
+    );
+    // Inside the clause, a change still counts.
+    let c = watch("https://example.com/", Some("share personal data"));
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path().join("b.html");
+    let a = dir.path().join("a.html");
+    std::fs::write(&b, "<p>We agree to (a) keep records; (b) never share personal data; (c) subject to law, delete it.</p>").unwrap();
+    std::fs::write(&a, "<p>We agree to (a) keep records; (b) no longer share personal data except with affiliates; (c) subject to law, delete it.</p>").unwrap();
+    let (v, detail) = judge(&c, Some(&b), &a);
+    assert_eq!(v, Verdict::ContextChanged, "{detail}");
+}
