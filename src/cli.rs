@@ -133,7 +133,8 @@ struct CheckArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
     format: CheckFormat,
-    /// Fail only on open items with these reasons (comma-separated, e.g. missing,gone)
+    /// Fail only on open items with these reasons (comma-separated, e.g. missing,gone;
+    /// `incomplete` for a last run that ended abnormally)
     #[arg(long, value_name = "REASONS", value_delimiter = ',')]
     fail_on: Vec<String>,
     /// With --fetch: fetch only citations added or edited since this git ref (for pull
@@ -421,7 +422,10 @@ async fn dispatch(cli: Cli, clock: Clock) -> Result<Exit, Fail> {
                 .await
                 .map_err(|e| Fail(Exit::Failed, e.to_string()))?;
             let snaps = SnapshotStore::new(&s.snapshots);
-            let state = pipeline::load_state(&registry, &store, &snaps, now, false)
+            // With --fetch our own run just ended; otherwise a run still marked running is live
+            // only if its process holds the lock.
+            let live = !args.fetch && run_lock_held(&s);
+            let state = pipeline::load_state(&registry, &store, &snaps, now, false, live)
                 .await
                 .map_err(|e| Fail(Exit::Failed, e.to_string()))?;
             let out = match args.format {
@@ -448,7 +452,11 @@ async fn dispatch(cli: Cli, clock: Clock) -> Result<Exit, Fail> {
                 }
             };
             print!("{out}");
-            let stale = !crate::report::failing(&state, &args.fail_on).is_empty();
+            // A run that ended abnormally leaves citations unjudged: the gate is not green until
+            // a later run finishes (`--fail-on` without `incomplete` opts out).
+            let incomplete = state.incomplete().is_some()
+                && (args.fail_on.is_empty() || args.fail_on.iter().any(|r| r == "incomplete"));
+            let stale = !crate::report::failing(&state, &args.fail_on).is_empty() || incomplete;
             store.close().await;
             Ok(if stale { Exit::Stale } else { Exit::Ok })
         }
@@ -457,7 +465,8 @@ async fn dispatch(cli: Cli, clock: Clock) -> Result<Exit, Fail> {
             let registry = load_registry(&s, s.quiet)?;
             let store = open_store(&s).await?;
             let snaps = SnapshotStore::new(&s.snapshots);
-            let state = pipeline::load_state(&registry, &store, &snaps, clock(), true)
+            let live = run_lock_held(&s);
+            let state = pipeline::load_state(&registry, &store, &snaps, clock(), true, live)
                 .await
                 .map_err(|e| Fail(Exit::Failed, e.to_string()))?;
             let out = match args.format {
@@ -567,10 +576,23 @@ struct RunLock {
     _file: std::fs::File,
 }
 
-fn lock_run(s: &Settings) -> Result<RunLock, Fail> {
+fn lock_path(s: &Settings) -> PathBuf {
     let mut path = s.db.clone().into_os_string();
     path.push(".lock");
-    let path = PathBuf::from(path);
+    PathBuf::from(path)
+}
+
+/// Whether another process holds the run lock right now (a run is live). Probing takes the
+/// lock for an instant when it is free; it never creates the lock file.
+fn run_lock_held(s: &Settings) -> bool {
+    let Ok(file) = std::fs::OpenOptions::new().write(true).open(lock_path(s)) else {
+        return false;
+    };
+    matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+}
+
+fn lock_run(s: &Settings) -> Result<RunLock, Fail> {
+    let path = lock_path(s);
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)

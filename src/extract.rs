@@ -32,6 +32,107 @@ pub enum ExtractError {
     /// A PDF that the PDF reader rejected (or crashed on).
     #[error("unreadable PDF: {0}")]
     Pdf(String),
+    /// HTML nested deeper than any real document (the HTML parser's cost grows with the square
+    /// of the depth, so such a page could hold a run's CPU for hours).
+    #[error("the page nests elements about {0} deep (more than {MAX_NESTING}); not parsed")]
+    TooDeep(usize),
+}
+
+/// Deepest element nesting parsed. Chromium's own HTML parser stops nesting at 512; real
+/// documents stay far below.
+pub const MAX_NESTING: usize = 4096;
+
+/// Estimates the element nesting depth of an HTML document in one pass over its bytes, without
+/// parsing it: start tags minus end tags, leaving out void elements, self-closing tags,
+/// elements whose end tag may be omitted, and the raw text of scripts and styles.
+pub fn nesting_estimate(html: &str) -> usize {
+    const UNCOUNTED: &[&[u8]] = &[
+        b"area",
+        b"base",
+        b"br",
+        b"col",
+        b"embed",
+        b"hr",
+        b"img",
+        b"input",
+        b"link",
+        b"meta",
+        b"source",
+        b"track",
+        b"wbr",
+        b"param",
+        b"p",
+        b"li",
+        b"dt",
+        b"dd",
+        b"tr",
+        b"td",
+        b"th",
+        b"option",
+        b"optgroup",
+        b"rb",
+        b"rt",
+        b"rtc",
+        b"rp",
+        b"thead",
+        b"tbody",
+        b"tfoot",
+        b"colgroup",
+        b"caption",
+        b"html",
+        b"head",
+        b"body",
+    ];
+    const RAW_TEXT: &[&[u8]] = &[b"script", b"style", b"textarea", b"title", b"xmp"];
+    let b = html.as_bytes();
+    let (mut i, mut depth, mut max) = (0usize, 0usize, 0usize);
+    while let Some(off) = b[i..].iter().position(|&c| c == b'<') {
+        i += off + 1;
+        let closing = b.get(i) == Some(&b'/');
+        let name_start = i + usize::from(closing);
+        let name_len = b[name_start..]
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .count();
+        if name_len == 0 {
+            continue;
+        }
+        let name = &b[name_start..name_start + name_len];
+        let is = |list: &[&[u8]]| list.iter().any(|n| n.eq_ignore_ascii_case(name));
+        let tag_end = b[name_start..]
+            .iter()
+            .position(|&c| c == b'>')
+            .map_or(b.len(), |p| name_start + p);
+        let self_closing = b.get(tag_end.wrapping_sub(1)) == Some(&b'/');
+        i = tag_end.min(b.len());
+        if is(UNCOUNTED) {
+            continue;
+        }
+        if closing {
+            depth = depth.saturating_sub(1);
+            continue;
+        }
+        if self_closing {
+            continue;
+        }
+        if is(RAW_TEXT) {
+            // Skip to this element's end tag: its contents are text, not tags.
+            let mut j = i;
+            i = b.len();
+            while let Some(p) = b[j..].windows(2).position(|w| w == b"</") {
+                let at = j + p + 2;
+                if b.len() >= at + name_len && b[at..at + name_len].eq_ignore_ascii_case(name) {
+                    i = j + p;
+                    break;
+                }
+                j = at;
+            }
+            continue;
+        }
+        depth += 1;
+        max = max.max(depth);
+    }
+    max
 }
 
 /// Text of a PDF, page by page, with words hyphenated across line ends joined again
@@ -262,6 +363,10 @@ pub fn extract(
     match kind {
         MediaKind::Html => {
             let html = decode(bytes, content_type, kind);
+            let depth = nesting_estimate(&html);
+            if depth > MAX_NESTING {
+                return Err(ExtractError::TooDeep(depth));
+            }
             Ok(html_extract(&html, selector))
         }
         MediaKind::Text => {
@@ -1221,4 +1326,25 @@ fn meta_refresh(bytes: &[u8]) -> Option<String> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod nesting_tests {
+    use super::*;
+
+    #[test]
+    fn nesting_estimate_counts_real_depth_only() {
+        assert_eq!(nesting_estimate("<div><div><span>x</span></div></div>"), 3);
+        // Optional end tags, void and self-closing elements, and script text do not count.
+        let flat = "<ul>".to_string()
+            + &"<li>item<p>para<br><img src=x><svg/>".repeat(5000)
+            + "</ul><script>var s = '<div><div><div>';</script>";
+        assert_eq!(nesting_estimate(&flat), 1);
+        let deep = "<div>".repeat(20_000) + "x" + &"</div>".repeat(20_000);
+        assert_eq!(nesting_estimate(&deep), 20_000);
+        assert!(matches!(
+            extract(deep.as_bytes(), Some("text/html"), None),
+            Err(ExtractError::TooDeep(20_000))
+        ));
+    }
 }

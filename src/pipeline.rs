@@ -848,14 +848,16 @@ impl Ctx<'_> {
 }
 
 /// Gathers the recorded state of every registry citation for `check` and `report`: latest
-/// verdicts, expiry against `now`, queue items of current citations, and word diffs of changed
-/// text (re-extracted from stored snapshots, no network).
+/// verdicts, expiry against `now`, queue items of current citations, word diffs of changed
+/// text (re-extracted from stored snapshots, no network), and how the latest run ended
+/// (`run_live`: whether a run holds the lock right now).
 pub async fn load_state<'a>(
     registry: &'a Registry,
     store: &Store,
     snapshots: &SnapshotStore,
     now: DateTime<Utc>,
     with_diffs: bool,
+    run_live: bool,
 ) -> Result<crate::report::State<'a>, StoreError> {
     use crate::report::{CitationStatus, State};
     let latest: HashMap<String, crate::store::LatestVerdict> = store
@@ -932,11 +934,22 @@ pub async fn load_state<'a>(
             }
         }
     }
+    let last_run = store.last_run().await?.map(|record| {
+        use crate::report::{LastRun, RunEnd};
+        let end = match record.status.as_str() {
+            "finished" => RunEnd::Finished,
+            "running" if run_live => RunEnd::InProgress,
+            "running" => RunEnd::Interrupted,
+            _ => RunEnd::Failed,
+        };
+        LastRun { record, end }
+    });
     Ok(State {
         registry,
         citations,
         queue,
         diffs,
         now,
+        last_run,
     })
 }

@@ -62,12 +62,87 @@ pub struct State<'a> {
     pub diffs: HashMap<String, Vec<DiffPart>>,
     /// Time of rendering.
     pub now: DateTime<Utc>,
+    /// The latest run and how it ended, if any run was recorded.
+    pub last_run: Option<LastRun>,
+}
+
+/// How the latest run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunEnd {
+    /// It finished normally.
+    Finished,
+    /// It is still going (its process holds the run lock).
+    InProgress,
+    /// It ended abnormally: the run deadline, an internal error, a database or disk failure.
+    Failed,
+    /// Its process died without recording an end (killed, crashed, power lost).
+    Interrupted,
+}
+
+/// The latest run, for `check`: a run that ended abnormally is named until a later run
+/// finishes, with how far it got.
+#[derive(Debug, Clone, Serialize)]
+pub struct LastRun {
+    /// As recorded.
+    #[serde(flatten)]
+    pub record: crate::store::RunRecord,
+    /// How it ended.
+    pub end: RunEnd,
+}
+
+impl LastRun {
+    /// Whether it ended abnormally (so some of its citations were not judged by it).
+    pub fn abnormal(&self) -> bool {
+        matches!(self.end, RunEnd::Failed | RunEnd::Interrupted)
+    }
+
+    /// Citations it planned and did not judge.
+    pub fn unjudged(&self) -> i64 {
+        (self.record.citations - self.record.citations_judged).max(0)
+    }
+
+    /// One line for people: when it started, how it ended, how far it got.
+    pub fn describe(&self) -> String {
+        let r = &self.record;
+        let how = match self.end {
+            RunEnd::Finished => "finished".to_string(),
+            RunEnd::InProgress => "is in progress".to_string(),
+            RunEnd::Interrupted => {
+                "was interrupted (its process died: killed or crashed)".to_string()
+            }
+            RunEnd::Failed => format!(
+                "ended abnormally ({})",
+                r.ended.as_deref().unwrap_or("no reason recorded")
+            ),
+        };
+        format!(
+            "run #{} started {} {how}: {} of {} URLs fetched, {} of {} citations judged",
+            r.id, r.started_at, r.urls_done, r.urls, r.citations_judged, r.citations
+        )
+    }
 }
 
 impl State<'_> {
     /// Open queue items.
     pub fn open(&self) -> impl Iterator<Item = &QueueItem> {
         self.queue.iter().filter(|q| q.status == "open")
+    }
+
+    /// The latest run, when it ended abnormally and left citations unjudged: the gate is not
+    /// green until a later run finishes.
+    pub fn incomplete(&self) -> Option<&LastRun> {
+        self.last_run
+            .as_ref()
+            .filter(|r| r.abnormal() && r.unjudged() > 0)
+    }
+
+    /// Citations never checked at all.
+    pub fn never_checked(&self) -> usize {
+        self.citations
+            .iter()
+            .filter(|c| c.verdict == Verdict::Pending)
+            .count()
     }
 }
 
@@ -109,6 +184,11 @@ struct JsonCheck<'a> {
     generated_at: String,
     stale: bool,
     open_items: usize,
+    /// The latest run ended abnormally and left citations unjudged.
+    incomplete: bool,
+    /// Citations never checked.
+    pending: usize,
+    last_run: Option<&'a LastRun>,
     citations: Vec<JsonCitation<'a>>,
     queue: Vec<JsonQueue<'a>>,
 }
@@ -157,6 +237,9 @@ pub fn check_json(s: &State<'_>) -> String {
         generated_at: s.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         stale: open_items > 0,
         open_items,
+        incomplete: s.incomplete().is_some(),
+        pending: s.never_checked(),
+        last_run: s.last_run.as_ref(),
         citations,
         queue,
     };
@@ -180,11 +263,7 @@ pub fn check_text(s: &State<'_>) -> String {
             crate::redact(&q.detail)
         );
     }
-    let pending = s
-        .citations
-        .iter()
-        .filter(|c| c.verdict == Verdict::Pending)
-        .count();
+    let pending = s.never_checked();
     let mut counts: Vec<(Verdict, usize)> = Vec::new();
     for c in &s.citations {
         match counts.iter_mut().find(|(v, _)| *v == c.verdict) {
@@ -199,10 +278,27 @@ pub fn check_text(s: &State<'_>) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     let open = s.open().count();
+    if let Some(run) = s.incomplete() {
+        let _ = writeln!(
+            out,
+            "INCOMPLETE: {}; {} citation{} not judged by it keep older verdicts or none",
+            run.describe(),
+            run.unjudged(),
+            if run.unjudged() == 1 { "" } else { "s" }
+        );
+    } else if let Some(run) = s.last_run.as_ref().filter(|r| r.end == RunEnd::InProgress) {
+        let _ = writeln!(out, "note: {}", run.describe());
+    }
+    let headline = if open > 0 {
+        "STALE"
+    } else if s.incomplete().is_some() {
+        "INCOMPLETE"
+    } else {
+        "OK"
+    };
     let _ = writeln!(
         out,
-        "{}: {} citations ({}); {} expired; {} open queue item{}{}",
-        if open > 0 { "STALE" } else { "OK" },
+        "{headline}: {} citations ({}); {} expired; {} open queue item{}{}",
         s.citations.len(),
         if counts.is_empty() {
             "none".into()
@@ -542,13 +638,22 @@ pub fn check_junit(s: &State<'_>, fail_on: &[String]) -> String {
         }
         cases.push_str("</testcase>\n");
     }
+    let mut n = s.citations.len();
+    if let Some(run) = s.incomplete() {
+        n += 1;
+        failures += 1;
+        let _ = writeln!(
+            cases,
+            "    <testcase classname=\"citewatch\" name=\"last run\"><failure message=\"{}\" type=\"incomplete\"/></testcase>",
+            esc_attr(&run.describe())
+        );
+    }
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         out,
         "<testsuites name=\"citewatch\" tests=\"{n}\" failures=\"{failures}\">\n  <testsuite name=\"{}\" tests=\"{n}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" timestamp=\"{}\">",
         esc_attr(&s.registry.name),
         s.now.format("%Y-%m-%dT%H:%M:%S"),
-        n = s.citations.len()
     );
     out.push_str(&cases);
     out.push_str("  </testsuite>\n</testsuites>\n");
@@ -588,6 +693,14 @@ pub fn check_github(s: &State<'_>, fail_on: &[String]) -> String {
             gh_escape(&file, true),
             gh_escape(&title, true),
             gh_escape(&msg, false)
+        );
+    }
+    if let Some(run) = s.incomplete() {
+        let _ = writeln!(
+            out,
+            "::error title={}::{}",
+            gh_escape("citewatch: last run incomplete", true),
+            gh_escape(&run.describe(), false)
         );
     }
     out.push_str(

@@ -1,12 +1,8 @@
 //! The binary: `check` exit codes 0/1/2/3, the JSON fields SPEC §4 fixes, `lint`, `report`
 //! and `queue`.
 
-use crate::env::{Env, offering, source, stderr, stdout};
+use crate::env::{Env, code, offering, source, stderr, stdout};
 use crate::site::{Page, Site};
-
-fn code(o: &std::process::Output) -> i32 {
-    o.status.code().expect("exited normally")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_exit_codes_and_json_fields() {

@@ -176,6 +176,11 @@ pub fn test_fetch_config() -> FetchConfig {
     }
 }
 
+/// The exit code of a process that exited (a signal, such as a panic's abort, fails the test).
+pub fn code(o: &Output) -> i32 {
+    o.status.code().expect("exited normally")
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

@@ -5,12 +5,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::env::{Env, offering, source, stderr, stdout};
+use crate::env::{Env, code, offering, source, stderr, stdout};
 use crate::site::{Page, Site};
-
-fn code(o: &std::process::Output) -> i32 {
-    o.status.code().expect("exited normally")
-}
 
 /// A workspace with one verified, one missing and one expired citation, already run.
 async fn stale_env(site: &Site) -> Env {

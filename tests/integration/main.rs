@@ -6,6 +6,7 @@ mod check;
 mod env;
 mod fetch;
 mod gate;
+mod hostile;
 mod ops;
 mod replay;
 mod robots_conformance;
