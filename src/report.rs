@@ -248,9 +248,21 @@ pub fn check_json(s: &State<'_>) -> String {
     text
 }
 
-/// `check --format text`: open items first, then a one-line summary.
+/// `check --format text`: an abnormal last run first, then open items, then a one-line summary.
 pub fn check_text(s: &State<'_>) -> String {
     let mut out = String::new();
+    // An abnormal last run comes first: everything below rests on it.
+    if let Some(run) = s.incomplete() {
+        let _ = writeln!(
+            out,
+            "INCOMPLETE: {}; {} citation{} not judged by it keep older verdicts or none",
+            run.describe(),
+            run.unjudged(),
+            if run.unjudged() == 1 { "" } else { "s" }
+        );
+    } else if let Some(run) = s.last_run.as_ref().filter(|r| r.end == RunEnd::InProgress) {
+        let _ = writeln!(out, "note: {}", run.describe());
+    }
     for q in s.open() {
         let _ = writeln!(
             out,
@@ -278,17 +290,6 @@ pub fn check_text(s: &State<'_>) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     let open = s.open().count();
-    if let Some(run) = s.incomplete() {
-        let _ = writeln!(
-            out,
-            "INCOMPLETE: {}; {} citation{} not judged by it keep older verdicts or none",
-            run.describe(),
-            run.unjudged(),
-            if run.unjudged() == 1 { "" } else { "s" }
-        );
-    } else if let Some(run) = s.last_run.as_ref().filter(|r| r.end == RunEnd::InProgress) {
-        let _ = writeln!(out, "note: {}", run.describe());
-    }
     let headline = if open > 0 {
         "STALE"
     } else if s.incomplete().is_some() {

@@ -4,7 +4,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::env::{Env, offering, source, stderr};
+use crate::env::{Env, offering, source, stderr, stdout};
 use crate::site::{Page, Site};
 
 fn spawn(env: &Env, args: &[&str]) -> Child {
@@ -146,6 +146,31 @@ async fn sigkill_at_any_point_then_a_rerun_completes_without_duplicates() {
         );
         store.close().await;
     }
+    // Until a run finishes, the gate names the interrupted one and is not green.
+    let store = env.store().await;
+    let last = store.last_run().await.unwrap().unwrap();
+    store.close().await;
+    assert_eq!(last.status, "running", "{last:?}");
+    if last.citations_judged < last.citations {
+        let o = env.cli(&["check"]);
+        let out = stdout(&o);
+        assert_eq!(o.status.code(), Some(1), "{out}");
+        assert!(
+            out.starts_with(&format!("INCOMPLETE: run #{} started", last.id))
+                && out.contains("was interrupted (its process died: killed or crashed)")
+                && out.contains(&format!(
+                    "{} of {} citations judged",
+                    last.citations_judged, last.citations
+                )),
+            "{out}"
+        );
+        assert!(!out.contains("\nOK:"), "{out}");
+        let o = env.cli(&["check", "--format", "json"]);
+        let j: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(j["incomplete"], true);
+        assert_eq!(j["last_run"]["end"], "interrupted");
+        assert_eq!(j["last_run"]["citations_judged"], last.citations_judged);
+    }
     let hits_before = site.total_hits();
     let o = env.cli(&["run", "--allow-private", "--rate", "50"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -180,6 +205,10 @@ async fn sigkill_at_any_point_then_a_rerun_completes_without_duplicates() {
             .unwrap();
     assert_eq!(unfinished, 0);
     store.close().await;
+    let o = env.cli(&["check", "--format", "json"]);
+    let j: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(j["incomplete"], false, "a finished run clears it");
+    assert_eq!(j["last_run"]["end"], "finished");
     // Same-day work was not fetched again: each page at most once per kill (the one in
     // flight) beyond its single successful fetch.
     let page_hits: usize = (0..urls).map(|i| site.hits(&format!("/slow/{i}"))).sum();

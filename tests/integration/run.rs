@@ -759,6 +759,27 @@ async fn the_run_deadline_keeps_what_finished() {
         !v.contains_key(&other.url("/slow")),
         "the abandoned URL has no verdict from this run"
     );
+    // Recorded as ended abnormally, and the gate says so until a later run finishes.
+    let o = env.cli(&["check"]);
+    let out = crate::env::stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("ended abnormally (run deadline of 2s reached; 1 of 2 URLs not fetched): 1 of 2 URLs fetched, 1 of 2 citations judged"),
+        "{out}"
+    );
+    assert!(out.contains("INCOMPLETE: 2 citations"), "{out}");
+    let o = env.cli(&["check", "--fail-on", "missing"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "--fail-on without `incomplete` opts out"
+    );
+    other.set("/slow", Page::html("<p>We are SOC 2 Type II audited.</p>"));
+    env.run_at("2026-08-02T00:00:00Z").await;
+    let o = env.cli(&["check"]);
+    let out = crate::env::stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.starts_with("OK: 2 citations"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
