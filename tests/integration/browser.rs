@@ -217,6 +217,14 @@ async fn a_js_only_page_is_blocked_plainly_and_verified_in_the_browser() {
         "the server's document, before scripts"
     );
     store.close().await;
+    // Regression (trust issue, defect 3): the browser's requests carry the configured
+    // User-Agent, never Chromium's HeadlessChrome string. Only the browser asks for /app.js.
+    let ua = site.last_header("/app.js", "user-agent");
+    assert_eq!(
+        ua.as_deref(),
+        Some(citewatch::fetch::default_user_agent().as_str()),
+        "the subrequest's User-Agent"
+    );
     let iso = &rows[0];
     let soc2 = &rows[1];
     assert_eq!(iso.1, "verified", "{iso:?}");

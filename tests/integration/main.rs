@@ -7,6 +7,8 @@ mod env;
 mod fetch;
 mod gate;
 mod hostile;
+mod invariant;
+mod regressions;
 mod ops;
 mod replay;
 mod robots_conformance;
