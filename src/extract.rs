@@ -514,13 +514,20 @@ pub fn html_text(html: &str, selector: Option<&str>) -> String {
 }
 
 /// Selected elements without those nested in another selected element (so text is not
-/// repeated when a selector such as `div` matches ancestors and descendants).
+/// repeated when a selector such as `div` matches ancestors and descendants), and without
+/// those inside elements whose contents are never page text.
 fn top_level<'a>(selected: scraper::html::Select<'a, '_>) -> Vec<ego_tree::NodeRef<'a, Node>> {
     let nodes: Vec<ego_tree::NodeRef<'a, Node>> = selected.map(|e| *e).collect();
     let ids: std::collections::HashSet<ego_tree::NodeId> = nodes.iter().map(|n| n.id()).collect();
+    // Matches inside script-like elements (a template's contents, say) are not page text.
     nodes
         .into_iter()
-        .filter(|n| !n.ancestors().any(|a| ids.contains(&a.id())))
+        .filter(|n| {
+            !n.ancestors().any(|a| {
+                ids.contains(&a.id())
+                    || a.value().as_element().is_some_and(|e| is_skipped(e.name()))
+            })
+        })
         .collect()
 }
 
@@ -1346,5 +1353,17 @@ mod nesting_tests {
             extract(deep.as_bytes(), Some("text/html"), None),
             Err(ExtractError::TooDeep(20_000))
         ));
+    }
+}
+
+#[cfg(test)]
+mod selector_tests {
+    #[test]
+    fn a_selector_never_reaches_into_a_template_or_script() {
+        let ex = super::html_extract(
+            "<template><p>Not on the page</p></template><p>On the page</p>",
+            Some("p"),
+        );
+        assert_eq!(ex.text, "On the page");
     }
 }

@@ -47,7 +47,10 @@ fn judged(env: &Env) -> usize {
     assert_eq!(run["citations_judged"], run["citations"]);
     let citations = j["citations"].as_array().unwrap();
     assert!(citations.iter().all(|c| c["verdict"] != "pending"));
-    assert_eq!(run["citations_judged"].as_u64().unwrap() as usize, citations.len());
+    assert_eq!(
+        run["citations_judged"].as_u64().unwrap() as usize,
+        citations.len()
+    );
     citations.len()
 }
 
@@ -69,7 +72,9 @@ async fn the_bundled_registry_is_judged_whole() {
             .unwrap()
             .replace("url = \"https://", &format!("url = \"{base}"));
         std::fs::write(
-            env.registry.join("offerings").join(path.file_name().unwrap()),
+            env.registry
+                .join("offerings")
+                .join(path.file_name().unwrap()),
             text,
         )
         .unwrap();

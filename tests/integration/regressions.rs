@@ -85,7 +85,11 @@ async fn regression_a_lint_warning_never_drops_a_citation() {
     let o = env.cli(&["lint"]);
     assert_eq!(code(&o), 0, "warnings do not fail lint");
     assert!(stdout(&o).contains("very short"), "{}", stdout(&o));
-    assert!(stderr(&o).contains("1 citations; 1 warning"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("1 citations; 1 warning"),
+        "{}",
+        stderr(&o)
+    );
     let o = env.cli(&["run", "--allow-private", "--rate", "100"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(
