@@ -147,7 +147,8 @@ static LIST_MARKER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new
     .expect("valid regex")
 });
 
-fn strip_list_marker(s: &str) -> &str {
+/// A block without its list numbering or bullet ("B.3.c. ", "(iv) ", "• ").
+pub fn strip_list_marker(s: &str) -> &str {
     // Most lines start with a word: skip the regex unless a marker is possible.
     let b = s.as_bytes();
     let possible = match b.first() {

@@ -15,6 +15,8 @@
 //! - [`evidence`]: normalisation, quote and term matching (pure).
 //! - [`verdict`]: one verdict per citation per run (pure).
 //! - [`store`]: SQLite state and the re-verification queue (I/O edge).
+//! - [`review`]: what changed between two readings, by sentence and section, and where a
+//!   quote went (pure).
 //! - [`report`]: `check` output and the review report (pure).
 //! - [`pipeline`]: the one place wiring I/O edges to pure stages.
 //! - [`worker`]: the scheduled loop around the pipeline (`citewatch daemon`).
@@ -31,6 +33,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod registry;
 pub mod report;
+pub mod review;
 pub mod snapshot;
 pub mod store;
 pub mod verdict;

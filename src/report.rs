@@ -485,60 +485,7 @@ pub fn md_escape(s: &str) -> String {
     out
 }
 
-/// One piece of a compact word diff.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DiffPart {
-    /// Unchanged words (context).
-    Same(String),
-    /// Unchanged words left out.
-    Gap,
-    /// Words only in the old text.
-    Removed(String),
-    /// Words only in the new text.
-    Added(String),
-}
-
-/// A compact word-level diff: changed runs with up to six words of context each side, long
-/// unchanged stretches as [`DiffPart::Gap`].
-pub fn diff_parts(before: &str, after: &str) -> Vec<DiffPart> {
-    const CONTEXT: usize = 6;
-    let diff = similar::TextDiff::from_words(before, after);
-    let mut runs: Vec<(similar::ChangeTag, String)> = Vec::new();
-    for ch in diff.iter_all_changes() {
-        match runs.last_mut() {
-            Some((tag, text)) if *tag == ch.tag() => text.push_str(ch.value()),
-            _ => runs.push((ch.tag(), ch.value().to_string())),
-        }
-    }
-    let mut parts = Vec::new();
-    let n = runs.len();
-    for (i, (tag, text)) in runs.into_iter().enumerate() {
-        let words: Vec<&str> = text.split_whitespace().collect();
-        if words.is_empty() {
-            continue;
-        }
-        match tag {
-            similar::ChangeTag::Equal => {
-                let (first, last) = (i == 0, i + 1 == n);
-                let keep = if first || last { CONTEXT } else { 2 * CONTEXT };
-                if words.len() <= keep {
-                    parts.push(DiffPart::Same(words.join(" ")));
-                    continue;
-                }
-                if !first {
-                    parts.push(DiffPart::Same(words[..CONTEXT].join(" ")));
-                }
-                parts.push(DiffPart::Gap);
-                if !last {
-                    parts.push(DiffPart::Same(words[words.len() - CONTEXT..].join(" ")));
-                }
-            }
-            similar::ChangeTag::Delete => parts.push(DiffPart::Removed(words.join(" "))),
-            similar::ChangeTag::Insert => parts.push(DiffPart::Added(words.join(" "))),
-        }
-    }
-    parts
-}
+pub use crate::review::{DiffPart, diff_parts};
 
 /// The diff as Markdown: `~~removed~~ **added**`, gaps as `…`.
 pub fn diff_md(parts: &[DiffPart]) -> String {

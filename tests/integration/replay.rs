@@ -468,3 +468,63 @@ fn regression_next_list_item_is_not_a_context_change() {
     let (v, detail) = judge(&c, Some(&b), &a);
     assert_eq!(v, Verdict::ContextChanged, "{detail}");
 }
+
+/// The review's change hunks on real histories: none for noise; for substantive changes,
+/// hunks titled by section, none of them a whole-document blob; OpenAI's Dec 2025 DPA rewrite
+/// (case 01) names its changed sections. `-- --nocapture` prints the summaries.
+#[test]
+fn review_hunks_on_real_histories() {
+    use citewatch::review;
+    let mut table = Vec::new();
+    for case in cases() {
+        if case.category == "pdf-sample" || case.is_error_page() {
+            continue;
+        }
+        let snaps = case.snapshots();
+        let (Some(first), Some(last)) = (snaps.first(), snaps.last()) else {
+            continue;
+        };
+        let before = review::outline(&extracted_all(&first.1));
+        let after = review::outline(&extracted_all(&last.1));
+        let c = review::changes(&before, &after);
+        table.push(format!(
+            "{:>2} {:<28} {:>4} sentences, {:>3} hunks, {}",
+            case.id,
+            case.category,
+            before.len(),
+            c.hunks.len(),
+            c.summary.line()
+        ));
+        if case.is_noise() {
+            assert!(
+                c.hunks.is_empty(),
+                "case {} is noise: {:#?}",
+                case.id,
+                c.hunks.first()
+            );
+        }
+        if case.is_substantive() {
+            assert!(!c.hunks.is_empty(), "case {}", case.id);
+            let lines_total: usize = c.hunks.iter().map(|h| h.lines.len()).sum();
+            let biggest = c.hunks.iter().map(|h| h.lines.len()).max().unwrap_or(0);
+            assert!(
+                biggest < before.len().max(after.len()) || lines_total < 8,
+                "case {}: a hunk of {biggest} lines is the whole document",
+                case.id
+            );
+        }
+        if case.id == 1 {
+            assert!(c.summary.rewritten(), "{}", c.summary.line());
+            assert!(
+                c.summary.sections_changed.len() >= 3,
+                "{:?}",
+                c.summary.sections_changed
+            );
+            assert!(
+                c.hunks.iter().all(|h| h.lines.len() < before.len() / 2),
+                "no whole-document hunk"
+            );
+        }
+    }
+    eprintln!("{}", table.join("\n"));
+}
