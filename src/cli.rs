@@ -191,6 +191,24 @@ enum QueueCommand {
     Resolve(CloseArgs),
     /// Dismiss an item as not a real problem (baseline unchanged)
     Dismiss(CloseArgs),
+    /// Apply the obvious fix to the registry file and resolve the item: a drifted quote
+    /// becomes the page's wording, a moved URL its target; the cell's `verified` becomes today
+    Accept(AcceptArgs),
+}
+
+#[derive(Debug, Args)]
+struct AcceptArgs {
+    /// Item id
+    id: i64,
+    /// Why [default: says what was applied]
+    #[arg(long)]
+    note: Option<String>,
+    /// Who [default: $USER]
+    #[arg(long)]
+    author: Option<String>,
+    /// Print the edit without writing it or resolving the item
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -540,7 +558,7 @@ async fn dispatch(cli: Cli, clock: Clock) -> Result<Exit, Fail> {
         Command::Queue(q) => {
             let s = settings(&cli.global, None)?;
             let store = open_store(&s).await?;
-            let r = queue_command(q, &store, clock).await;
+            let r = queue_command(q, &s, &store, clock).await;
             store.close().await;
             r
         }
@@ -666,7 +684,12 @@ async fn run_once_scoped(
     Ok(())
 }
 
-async fn queue_command(q: &QueueCommand, store: &Store, clock: Clock) -> Result<Exit, Fail> {
+async fn queue_command(
+    q: &QueueCommand,
+    s: &Settings,
+    store: &Store,
+    clock: Clock,
+) -> Result<Exit, Fail> {
     let failed = |e: crate::store::StoreError| match e {
         crate::store::StoreError::NoSuchItem(_) | crate::store::StoreError::NotOpen { .. } => {
             Fail(Exit::Usage, e.to_string())
@@ -706,23 +729,46 @@ async fn queue_command(q: &QueueCommand, store: &Store, clock: Clock) -> Result<
         }
         QueueCommand::Show { id } => {
             let i = store.queue_item(*id).await.map_err(failed)?;
-            println!("#{} {} ({})", i.id, i.reason, i.status);
-            println!("citation:   {}/{} {}", i.offering, i.dimension, i.url);
-            println!("detail:     {}", i.detail);
-            println!("first seen: {}", i.first_seen);
-            println!("last seen:  {}", i.last_seen);
-            if let Some(h) = &i.snapshot_hash {
-                println!("snapshot:   {h}");
-            }
-            if let Some(c) = &i.closed_at {
-                println!(
-                    "closed:     {c} by {}",
-                    i.closed_by.as_deref().unwrap_or("?")
-                );
-                println!("note:       {}", i.note.as_deref().unwrap_or(""));
+            let colour = std::io::IsTerminal::is_terminal(&std::io::stdout())
+                && std::env::var_os("NO_COLOR").is_none();
+            // With a readable registry the item is shown in full (hunks, where the quote
+            // went, the commands that settle it); without one, what the queue row holds.
+            let registry = registry::load(&s.registry)
+                .ok()
+                .and_then(|p| if p.has_errors() { None } else { p.registry });
+            match registry {
+                Some(registry) => {
+                    let snaps = SnapshotStore::new(&s.snapshots);
+                    let state =
+                        pipeline::load_state(&registry, store, &snaps, clock(), true, false)
+                            .await
+                            .map_err(failed)?;
+                    let view = crate::report::item_view(&state, &i);
+                    print!("{}", crate::report::item_text(&view, colour));
+                }
+                None => {
+                    println!("#{} {} ({})", i.id, i.reason, i.status);
+                    println!(
+                        "citation:   {}/{} {}",
+                        i.offering,
+                        i.dimension,
+                        crate::redact(&i.url)
+                    );
+                    println!("detail:     {}", crate::redact(&i.detail));
+                    println!("first seen: {}", i.first_seen);
+                    println!("last seen:  {}", i.last_seen);
+                    if let Some(c) = &i.closed_at {
+                        println!(
+                            "closed:     {c} by {}",
+                            i.closed_by.as_deref().unwrap_or("?")
+                        );
+                        println!("note:       {}", i.note.as_deref().unwrap_or(""));
+                    }
+                }
             }
             Ok(Exit::Ok)
         }
+        QueueCommand::Accept(a) => accept(a, s, store, clock).await,
         QueueCommand::Resolve(a) | QueueCommand::Dismiss(a) => {
             let resolve = matches!(q, QueueCommand::Resolve(_));
             if a.note.trim().is_empty() {
@@ -742,6 +788,119 @@ async fn queue_command(q: &QueueCommand, store: &Store, clock: Clock) -> Result<
             Ok(Exit::Ok)
         }
     }
+}
+
+/// `queue accept`: the obvious fix, written into the registry file (formatting and comments
+/// kept), linted before it is written, then the item resolved. Refuses with exit 2 and leaves
+/// the file untouched when there is no obvious fix, the citation is not where the item says,
+/// the edit would not lint, or the file changed meanwhile.
+async fn accept(a: &AcceptArgs, s: &Settings, store: &Store, clock: Clock) -> Result<Exit, Fail> {
+    use crate::registry::edit::{self, Fix};
+    let refuse = |msg: String| Fail(Exit::Usage, format!("queue accept #{}: {msg}", a.id));
+    let item = store
+        .queue_item(a.id)
+        .await
+        .map_err(|e| refuse(e.to_string()))?;
+    if item.status != "open" {
+        return Err(refuse(format!("the item is {}, not open", item.status)));
+    }
+    let (fingerprint, found) = store
+        .item_evidence(a.id)
+        .await
+        .map_err(|e| Fail(Exit::Failed, e.to_string()))?;
+    let (fix, what) = match item.reason.as_str() {
+        "drifted" => match found {
+            Some(f) => (Fix::Quote(f.clone()), format!("quote → “{f}”")),
+            None => return Err(refuse("no variant of the quote was recorded".into())),
+        },
+        "moved" => match fingerprint.strip_prefix("moved:") {
+            Some(t) if !t.is_empty() => (Fix::Url(t.to_string()), format!("url → {t}")),
+            _ => return Err(refuse("no redirect target was recorded".into())),
+        },
+        "expired" | "context_changed" => (Fix::Reverified, "re-verified as it stands".into()),
+        other => {
+            return Err(refuse(format!(
+                "a `{other}` item has no obvious fix: edit the registry, then `citewatch queue resolve {} --note …` (or `dismiss`)",
+                a.id
+            )));
+        }
+    };
+    let registry = load_registry(s, true)?;
+    let Some(citation) = registry.citations().find(|c| c.key() == item.citation_key) else {
+        return Err(refuse(
+            "the registry no longer has this citation (edited since?)".into(),
+        ));
+    };
+    let path = citation.file.to_path_buf();
+    let before = registry::read(&path)
+        .map_err(|e| refuse(e.to_string()))?
+        .text;
+    let today = clock().date_naive();
+    let after = edit::apply(
+        &before,
+        &citation.dimension,
+        &citation.url,
+        citation.quote.as_deref(),
+        &fix,
+        today,
+    )
+    .map_err(|e| refuse(format!("{}: {e}", path.display())))?;
+    let parsed = registry::load_with(&s.registry, Some((&path, &after)))
+        .map_err(|e| refuse(e.to_string()))?;
+    if parsed.has_errors() {
+        let problems: Vec<String> = parsed
+            .problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .map(ToString::to_string)
+            .collect();
+        return Err(refuse(format!(
+            "the edit would not lint: {}",
+            problems.join("; ")
+        )));
+    }
+    let shown = path.display().to_string();
+    let diff = similar::TextDiff::from_lines(&before, &after)
+        .unified_diff()
+        .context_radius(2)
+        .header(&shown, &shown)
+        .to_string();
+    print!("{diff}");
+    if a.dry_run {
+        eprintln!("--dry-run: {what}; nothing written, #{} stays open", a.id);
+        return Ok(Exit::Ok);
+    }
+    // The file must still be what the edit was computed from.
+    let now_text = registry::read(&path)
+        .map_err(|e| refuse(e.to_string()))?
+        .text;
+    if now_text != before {
+        return Err(refuse(format!(
+            "{shown} changed meanwhile; nothing written"
+        )));
+    }
+    write_atomically(&path, after.as_bytes())
+        .map_err(|e| Fail(Exit::Failed, format!("{shown}: {e}")))?;
+    let author = a
+        .author
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("LOGNAME").ok())
+        .unwrap_or_else(|| "unknown".into());
+    let note = a
+        .note
+        .clone()
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| format!("accepted: {what}; verified {today}"));
+    let i = store
+        .close_item(a.id, true, note.trim(), &author, clock())
+        .await
+        .map_err(|e| Fail(Exit::Failed, e.to_string()))?;
+    eprintln!(
+        "#{} {} by {author}: {what}; {shown} updated",
+        i.id, i.status
+    );
+    Ok(Exit::Ok)
 }
 
 /// Writes a file via a temporary file and rename, so readers never see half a report.

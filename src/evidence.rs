@@ -733,10 +733,14 @@ impl<'a> Doc<'a> {
         let first = self.line_at(start);
         let last = self.line_at(end.saturating_sub(1).max(start));
         let lo = self.line_starts.get(first).copied().unwrap_or(0);
+        // The next line's start, less the joining space; an empty next line adds no space,
+        // so step back to a character boundary rather than into the last character.
         let hi = self
             .line_starts
             .get(last + 1)
-            .map_or(self.text.len(), |&s| s.saturating_sub(1).max(end));
+            .map_or(self.text.len(), |&s| {
+                ceil_char(&self.text, s.saturating_sub(1)).max(end)
+            });
         let window = &self.text[lo..hi.min(self.text.len())];
         sentence_around(window, start - lo, end - lo)
     }
@@ -1163,6 +1167,19 @@ mod tests {
             Some("Trust › Other (hidden on the page)")
         );
         assert_eq!(doc.text, normalise(&ex.text));
+    }
+
+    /// Regression (found by the property tests): an empty line after a line ending in a
+    /// multi-byte character put the context's end inside that character.
+    #[test]
+    fn context_after_an_empty_line_stays_on_character_boundaries() {
+        let ex = crate::extract::Extracted {
+            text: "la qualité\n \nsuite".into(),
+            wording: String::new(),
+            ..Default::default()
+        };
+        let doc = Doc::new(&ex);
+        assert_eq!(doc.context(0, 2), "la qualité");
     }
 
     #[test]

@@ -289,6 +289,20 @@ pub async fn run(
     Ok(summary)
 }
 
+/// A stored snapshot's text for a citation (its selector applied), or None when the file is
+/// gone or unreadable (the review then shows less, never fails).
+async fn read_snapshot(
+    store: &Store,
+    snapshots: &SnapshotStore,
+    hash: &str,
+    st: &crate::report::CitationStatus<'_>,
+) -> Result<Option<extract::Extracted>, StoreError> {
+    let ct = store.snapshot_content_type(hash).await?;
+    Ok(snapshots.get(hash).ok().and_then(|bytes| {
+        extract::extract(&bytes, ct.as_deref(), st.citation.selector.as_deref()).ok()
+    }))
+}
+
 /// Evaluates the age policy for every citation (optionally of one offering) against `now`,
 /// opening or closing `expired` items. Returns the number expired.
 pub async fn sync_expiry(
@@ -848,15 +862,16 @@ impl Ctx<'_> {
 }
 
 /// Gathers the recorded state of every registry citation for `check` and `report`: latest
-/// verdicts, expiry against `now`, queue items of current citations, word diffs of changed
-/// text (re-extracted from stored snapshots, no network), and how the latest run ended
-/// (`run_live`: whether a run holds the lock right now).
+/// verdicts, expiry against `now`, queue items of current citations, with `with_reviews` the
+/// review of each open item (change hunks and where a quote went, re-extracted from stored
+/// snapshots, no network), and how the latest run ended (`run_live`: whether a run holds the
+/// lock right now).
 pub async fn load_state<'a>(
     registry: &'a Registry,
     store: &Store,
     snapshots: &SnapshotStore,
     now: DateTime<Utc>,
-    with_diffs: bool,
+    with_reviews: bool,
     run_live: bool,
 ) -> Result<crate::report::State<'a>, StoreError> {
     use crate::report::{CitationStatus, State};
@@ -904,33 +919,30 @@ pub async fn load_state<'a>(
         .filter(|q| keys.contains(&q.citation_key))
         .collect();
     queue.sort_by_key(|q| (q.status != "open", q.id));
-    let mut diffs = HashMap::new();
-    if with_diffs {
+    let mut reviews = HashMap::new();
+    if with_reviews {
+        // Only open items are reviewed, so the cost follows the queue, not the registry.
+        let open_keys: std::collections::HashSet<&str> = queue
+            .iter()
+            .filter(|q| q.status == "open")
+            .map(|q| q.citation_key.as_str())
+            .collect();
         for st in &citations {
-            if st.verdict != Verdict::Changed
-                && !(st.verdict == Verdict::Appeared && st.source_changed())
-            {
+            if !open_keys.contains(st.key.as_str()) || !st.verdict.read_content() {
                 continue;
             }
-            let (Some(b), Some(s)) = (&st.baseline, &st.snapshot) else {
+            let Some(current_hash) = &st.snapshot else {
                 continue;
             };
-            let mut texts = Vec::new();
-            for hash in [b, s] {
-                let ct = store.snapshot_content_type(hash).await?;
-                let text = snapshots
-                    .get(hash)
-                    .ok()
-                    .and_then(|bytes| {
-                        extract::extract(&bytes, ct.as_deref(), st.citation.selector.as_deref())
-                            .ok()
-                            .map(|e| e.wording)
-                    })
-                    .map(|t| crate::evidence::comparable(&t));
-                texts.push(text);
-            }
-            if let [Some(before), Some(after)] = &texts[..] {
-                diffs.insert(st.key.clone(), crate::report::diff_parts(before, after));
+            let current = read_snapshot(store, snapshots, current_hash, st).await?;
+            let Some(current) = current else { continue };
+            let baseline = match &st.baseline {
+                Some(b) if b == current_hash => Some(current.clone()),
+                Some(b) => read_snapshot(store, snapshots, b, st).await?,
+                None => None,
+            };
+            if let Some(r) = crate::report::review_of(st, baseline.as_ref(), &current) {
+                reviews.insert(st.key.clone(), r);
             }
         }
     }
@@ -948,7 +960,7 @@ pub async fn load_state<'a>(
         registry,
         citations,
         queue,
-        diffs,
+        reviews,
         now,
         last_run,
     })

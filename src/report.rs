@@ -58,12 +58,140 @@ pub struct State<'a> {
     pub citations: Vec<CitationStatus<'a>>,
     /// Queue items of the registry's citations (open first, then closed, by id).
     pub queue: Vec<QueueItem>,
-    /// Word diffs (baseline → current) by citation key, where text changed.
-    pub diffs: HashMap<String, Vec<DiffPart>>,
+    /// Reviews of open items (change hunks, where a quote went), by citation key.
+    pub reviews: HashMap<String, Review>,
     /// Time of rendering.
     pub now: DateTime<Utc>,
     /// The latest run and how it ended, if any run was recorded.
     pub last_run: Option<LastRun>,
+}
+
+/// What a reviewer sees of one citation's change, built once from the stored snapshots and
+/// rendered the same way by every format.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Review {
+    /// Sentence hunks from baseline to now, when the source's wording changed.
+    pub changes: Option<crate::review::ChangeSet>,
+    /// For a quote that drifted, went missing or changed context: where it stood and what
+    /// comes closest now.
+    pub whereabouts: Option<crate::review::Whereabouts>,
+}
+
+/// The review of one citation from its baseline and current texts, or None when there is
+/// nothing to show.
+pub fn review_of(
+    st: &CitationStatus<'_>,
+    baseline: Option<&crate::extract::Extracted>,
+    current: &crate::extract::Extracted,
+) -> Option<Review> {
+    let mut changes = baseline
+        .filter(|_| st.source_changed())
+        .map(|b| {
+            crate::review::changes(&crate::review::outline(b), &crate::review::outline(current))
+        })
+        .filter(|c| !c.hunks.is_empty());
+    let whereabouts = match (&st.citation.quote, st.verdict) {
+        (Some(q), Verdict::Missing | Verdict::Drifted | Verdict::ContextChanged) => {
+            Some(crate::review::whereabouts(q, baseline, current))
+        }
+        _ => None,
+    };
+    // A quote's reviewer needs the changes where the quote stood, not the whole page's.
+    if st.citation.quote.is_some() {
+        let section = whereabouts
+            .as_ref()
+            .and_then(|w| w.before.as_ref())
+            .map(|p| p.section.clone());
+        changes = changes.and_then(|mut c| {
+            let section = section?;
+            c.hunks.retain(|h| h.section == section);
+            (!c.hunks.is_empty()).then_some(c)
+        });
+    }
+    (changes.is_some() || whereabouts.is_some()).then_some(Review {
+        changes,
+        whereabouts,
+    })
+}
+
+/// One open item with everything its renderers need, looked up once.
+#[derive(Debug, Clone)]
+pub struct ItemView<'s, 'a> {
+    /// The queue item.
+    pub item: &'s QueueItem,
+    /// Its citation's recorded state.
+    pub status: Option<&'s CitationStatus<'a>>,
+    /// Its review, when there is something to show.
+    pub review: Option<&'s Review>,
+}
+
+/// One cell with open items.
+#[derive(Debug, Clone)]
+pub struct CellView<'s, 'a> {
+    /// The cell.
+    pub cell: &'a crate::registry::Cell,
+    /// The dimension's label.
+    pub dimension: &'a str,
+    /// The grade's symbol and label.
+    pub grade: (&'a str, &'a str),
+    /// Its open items.
+    pub items: Vec<ItemView<'s, 'a>>,
+}
+
+/// The open items of one offering, by cell in registry order.
+#[derive(Debug, Clone)]
+pub struct OfferingView<'s, 'a> {
+    /// The offering.
+    pub offering: &'a crate::registry::Offering,
+    /// Its cells with open items.
+    pub cells: Vec<CellView<'s, 'a>>,
+}
+
+/// The review report's view model: open items grouped by offering and cell, each with its
+/// status and review. Every report format renders this one structure.
+pub fn open_view<'s, 'a>(s: &'s State<'a>) -> Vec<OfferingView<'s, 'a>> {
+    let registry: &'a Registry = s.registry;
+    let mut out = Vec::new();
+    for offering in &registry.offerings {
+        let mut cells = Vec::new();
+        for cell in &offering.cells {
+            let items: Vec<ItemView<'s, 'a>> = s
+                .open()
+                .filter(|q| q.offering == offering.id && q.dimension == cell.dimension)
+                .map(|q| item_view(s, q))
+                .collect();
+            if items.is_empty() {
+                continue;
+            }
+            let dimension = registry
+                .dimension(&cell.dimension)
+                .map_or(cell.dimension.as_str(), |d| d.label.as_str());
+            let grade = registry
+                .grade(&cell.grade)
+                .map_or(("", cell.grade.as_str()), |g| {
+                    (g.symbol.as_str(), g.label.as_str())
+                });
+            cells.push(CellView {
+                cell,
+                dimension,
+                grade,
+                items,
+            });
+        }
+        if !cells.is_empty() {
+            out.push(OfferingView { offering, cells });
+        }
+    }
+    out
+}
+
+/// The view of one queue item (open or not).
+pub fn item_view<'s, 'a>(s: &'s State<'a>, q: &'s QueueItem) -> ItemView<'s, 'a> {
+    ItemView {
+        item: q,
+        status: status_of(s, q),
+        review: s.reviews.get(&q.citation_key),
+    }
 }
 
 /// How the latest run ended.
@@ -318,35 +446,6 @@ pub fn check_text(s: &State<'_>) -> String {
     out
 }
 
-/// Open items grouped as the reports show them: by offering, then cell, in registry order.
-type ByCell<'s, 'a> = Vec<(
-    &'a crate::registry::Offering,
-    Vec<(&'a crate::registry::Cell, Vec<&'s QueueItem>)>,
-)>;
-
-fn open_by_cell<'s, 'a>(s: &'s State<'a>) -> ByCell<'s, 'a> {
-    let mut out = Vec::new();
-    for offering in &s.registry.offerings {
-        let cells: Vec<_> = offering
-            .cells
-            .iter()
-            .map(|cell| {
-                (
-                    cell,
-                    s.open()
-                        .filter(|q| q.offering == offering.id && q.dimension == cell.dimension)
-                        .collect::<Vec<_>>(),
-                )
-            })
-            .filter(|(_, items)| !items.is_empty())
-            .collect();
-        if !cells.is_empty() {
-            out.push((offering, cells));
-        }
-    }
-    out
-}
-
 /// `report --format md`: open items and changed sources, per offering and cell.
 pub fn report_md(s: &State<'_>) -> String {
     let mut out = String::new();
@@ -364,22 +463,22 @@ pub fn report_md(s: &State<'_>) -> String {
     if open.is_empty() {
         let _ = writeln!(out, "Nothing to re-verify.\n");
     }
-    for (offering, cells) in open_by_cell(s) {
+    for ov in open_view(s) {
+        let offering = ov.offering;
         let _ = writeln!(
             out,
             "### {} (`{}`)\n",
             md_escape(&offering.name),
             offering.id
         );
-        for (cell, cell_items) in cells {
-            let dim = s.registry.dimension(&cell.dimension);
-            let grade = s.registry.grade(&cell.grade);
+        for cv in &ov.cells {
+            let cell = cv.cell;
             let _ = writeln!(
                 out,
                 "#### {} — {} {}\n",
-                md_escape(dim.map_or(cell.dimension.as_str(), |d| d.label.as_str())),
-                grade.map_or("", |g| g.symbol.as_str()),
-                md_escape(grade.map_or(cell.grade.as_str(), |g| g.label.as_str()))
+                md_escape(cv.dimension),
+                cv.grade.0,
+                md_escape(cv.grade.1)
             );
             if !cell.summary.is_empty() {
                 let _ = writeln!(out, "> {}\n", md_escape(&cell.summary));
@@ -387,8 +486,9 @@ pub fn report_md(s: &State<'_>) -> String {
             if let Some(v) = cell.verified {
                 let _ = writeln!(out, "Verified {v}.\n");
             }
-            for q in cell_items {
-                let status = status_of(s, q);
+            for iv in &cv.items {
+                let q = iv.item;
+                let status = iv.status;
                 let _ = writeln!(
                     out,
                     "- **{}** (#{}) <{}>: {}  \n  first seen {}, last seen {}",
@@ -419,8 +519,13 @@ pub fn report_md(s: &State<'_>) -> String {
                     if let Some(link) = &st.link {
                         let _ = writeln!(out, "  - live: <{}>", shown(link));
                     }
-                    if let Some(d) = s.diffs.get(&q.citation_key) {
-                        let _ = writeln!(out, "  - change: {}", diff_md(d));
+                    if let Some(r) = iv.review {
+                        if let Some(w) = &r.whereabouts {
+                            out.push_str(&whereabouts_md(w, st.verdict, "  "));
+                        }
+                        if let Some(c) = &r.changes {
+                            out.push_str(&changes_md(c, "  "));
+                        }
                     }
                     let _ = writeln!(
                         out,
@@ -486,6 +591,545 @@ pub fn md_escape(s: &str) -> String {
 }
 
 pub use crate::review::{DiffPart, diff_parts};
+
+/// One side of a changed sentence pair from its word diff: the words it shares with the other
+/// side, and its own changed words passed through `mark`.
+fn pair_side(
+    parts: &[DiffPart],
+    before: bool,
+    mark: impl Fn(&str) -> String,
+    same: impl Fn(&str) -> String,
+) -> String {
+    let mut words = Vec::new();
+    for p in parts {
+        match p {
+            DiffPart::Same(t) => words.push(same(t)),
+            DiffPart::Gap => words.push("…".to_string()),
+            DiffPart::Removed(t) if before => words.push(mark(t)),
+            DiffPart::Added(t) if !before => words.push(mark(t)),
+            _ => {}
+        }
+    }
+    words.join(" ")
+}
+
+/// Changed sections named before the list says "and N more".
+const SECTIONS_LISTED: usize = 12;
+
+fn more_sections(c: &crate::review::ChangeSet) -> String {
+    let n = c.summary.sections_changed.len();
+    if n > SECTIONS_LISTED {
+        format!(" and {} more", n - SECTIONS_LISTED)
+    } else {
+        String::new()
+    }
+}
+
+/// A hunk's title: its heading path, or where on the page it is when there is none.
+fn hunk_title(section: &str) -> &str {
+    if section.is_empty() {
+        "(before the first heading)"
+    } else {
+        section
+    }
+}
+
+/// The hunk lines as plain `diff`-like text: `  ` context, `- ` removed, `+ ` added, changed
+/// words of a reworded sentence marked `[-…-]` and `{+…+}` (wdiff's convention).
+fn hunk_lines_plain(h: &crate::review::Hunk) -> Vec<String> {
+    use crate::review::HunkLine;
+    let mut out = Vec::new();
+    for l in &h.lines {
+        match l {
+            HunkLine::Context { text } => out.push(format!("  {text}")),
+            HunkLine::Removed { text } => out.push(format!("- {text}")),
+            HunkLine::Added { text } => out.push(format!("+ {text}")),
+            HunkLine::Changed { parts, .. } => {
+                out.push(format!(
+                    "- {}",
+                    pair_side(parts, true, |t| format!("[-{t}-]"), str::to_string)
+                ));
+                out.push(format!(
+                    "+ {}",
+                    pair_side(parts, false, |t| format!("{{+{t}+}}"), str::to_string)
+                ));
+            }
+            HunkLine::MovedOut { text, to } => {
+                out.push(format!("- [moved to «{}»] {text}", hunk_title(to)))
+            }
+            HunkLine::MovedIn { text, from } => {
+                out.push(format!("+ [moved from «{}»] {text}", hunk_title(from)))
+            }
+        }
+    }
+    out
+}
+
+/// A change set in Markdown: the summary line, the changed sections, then one ```` ```diff ````
+/// block per hunk (`@@ section @@`, `-`/`+` per sentence); past the shown count the rest are
+/// folded in `<details>`. Every line starts with `indent`.
+pub fn changes_md(c: &crate::review::ChangeSet, indent: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{indent}- change: {}", md_escape(&c.summary.line()));
+    if !c.summary.sections_changed.is_empty() {
+        let names: Vec<String> = c
+            .summary
+            .sections_changed
+            .iter()
+            .take(SECTIONS_LISTED)
+            .map(|s| format!("«{}»", md_escape(hunk_title(s))))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{indent}- changed sections: {}{}",
+            names.join(", "),
+            more_sections(c)
+        );
+    }
+    let shown = c.shown();
+    for (n, h) in c.hunks.iter().enumerate() {
+        if n == shown {
+            let _ = writeln!(
+                out,
+                "\n{indent}<details><summary>{} more hunk{}</summary>\n",
+                c.hunks.len() - shown,
+                if c.hunks.len() - shown == 1 { "" } else { "s" }
+            );
+        }
+        let lines = hunk_lines_plain(h);
+        let longest_ticks = lines
+            .iter()
+            .flat_map(|l| l.split(|ch| ch != '`'))
+            .map(str::len)
+            .max()
+            .unwrap_or(0);
+        let fence = "`".repeat(longest_ticks.max(2) + 1);
+        let _ = writeln!(out, "\n{indent}{fence}diff");
+        let _ = writeln!(
+            out,
+            "{indent}@@ {} @@",
+            hunk_title(&h.section).replace('\n', " ")
+        );
+        for l in lines {
+            let _ = writeln!(out, "{indent}{}", l.replace(['\n', '\r'], " "));
+        }
+        let _ = writeln!(out, "{indent}{fence}");
+    }
+    if shown < c.hunks.len() {
+        let _ = writeln!(out, "\n{indent}</details>\n");
+    }
+    out
+}
+
+/// Where a quote went, in Markdown list lines starting with `indent`.
+pub fn whereabouts_md(w: &crate::review::Whereabouts, verdict: Verdict, indent: &str) -> String {
+    let mut out = String::new();
+    let under = |p: &crate::review::Passage| {
+        if p.section.is_empty() {
+            String::new()
+        } else {
+            format!(" (under «{}»)", md_escape(&p.section))
+        }
+    };
+    if let Some(b) = &w.before {
+        let _ = writeln!(
+            out,
+            "{indent}- at baseline{}: “{}”",
+            under(b),
+            md_escape(&b.text)
+        );
+    }
+    if verdict == Verdict::ContextChanged {
+        if let Some(n) = &w.now_exact {
+            let _ = writeln!(out, "{indent}- now{}: “{}”", under(n), md_escape(&n.text));
+        }
+        return out;
+    }
+    match &w.closest {
+        Some(c) => {
+            let _ = writeln!(
+                out,
+                "{indent}- closest passage now{}, {:.0}% of the quote's words: “{}”",
+                under(c),
+                w.best_share * 100.0,
+                md_escape(&c.text)
+            );
+            let _ = writeln!(
+                out,
+                "{indent}- quote → closest: {}",
+                diff_md(&w.closest_diff)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "{indent}- {}", w.none_line());
+        }
+    }
+    out
+}
+
+/// A change set in HTML: the summary, the changed sections, one collapsible `<details>` per
+/// hunk (the first ones open, the rest folded inside one more `<details>`).
+pub fn changes_html(c: &crate::review::ChangeSet) -> String {
+    use crate::review::HunkLine;
+    let mut out = String::from("<div class=\"changes\">");
+    let _ = write!(out, "<p class=\"summary\">{}</p>", esc(&c.summary.line()));
+    if !c.summary.sections_changed.is_empty() {
+        let names: Vec<String> = c
+            .summary
+            .sections_changed
+            .iter()
+            .take(SECTIONS_LISTED)
+            .map(|s| format!("<span class=\"sec\">{}</span>", esc(hunk_title(s))))
+            .collect();
+        let _ = write!(
+            out,
+            "<p class=\"meta\">Changed sections: {}{}</p>",
+            names.join(" · "),
+            esc(&more_sections(c))
+        );
+    }
+    let shown = c.shown();
+    for (n, h) in c.hunks.iter().enumerate() {
+        if n == shown {
+            let _ = write!(
+                out,
+                "<details class=\"more\"><summary>{} more hunk{}</summary>",
+                c.hunks.len() - shown,
+                if c.hunks.len() - shown == 1 { "" } else { "s" }
+            );
+        }
+        let _ = write!(
+            out,
+            "<details class=\"hunk\"{}><summary>{}</summary>",
+            if n < shown { " open" } else { "" },
+            esc(hunk_title(&h.section))
+        );
+        for l in &h.lines {
+            match l {
+                HunkLine::Context { text } => {
+                    let _ = write!(out, "<div class=\"hl ctx\">{}</div>", esc(text));
+                }
+                HunkLine::Removed { text } => {
+                    let _ = write!(out, "<div class=\"hl del\"><b>−</b> {}</div>", esc(text));
+                }
+                HunkLine::Added { text } => {
+                    let _ = write!(out, "<div class=\"hl add\"><b>+</b> {}</div>", esc(text));
+                }
+                HunkLine::Changed { parts, .. } => {
+                    let _ = write!(
+                        out,
+                        "<div class=\"hl del\"><b>−</b> {}</div><div class=\"hl add\"><b>+</b> {}</div>",
+                        pair_side(parts, true, |t| format!("<del>{}</del>", esc(t)), esc),
+                        pair_side(parts, false, |t| format!("<ins>{}</ins>", esc(t)), esc)
+                    );
+                }
+                HunkLine::MovedOut { text, to } => {
+                    let _ = write!(
+                        out,
+                        "<div class=\"hl mv\"><b>↷</b> <i>moved to «{}»:</i> {}</div>",
+                        esc(hunk_title(to)),
+                        esc(text)
+                    );
+                }
+                HunkLine::MovedIn { text, from } => {
+                    let _ = write!(
+                        out,
+                        "<div class=\"hl mv\"><b>↶</b> <i>moved here from «{}»:</i> {}</div>",
+                        esc(hunk_title(from)),
+                        esc(text)
+                    );
+                }
+            }
+        }
+        out.push_str("</details>");
+    }
+    if shown < c.hunks.len() {
+        out.push_str("</details>");
+    }
+    out.push_str("</div>");
+    out
+}
+
+/// Where a quote went, as HTML table rows.
+pub fn whereabouts_html(w: &crate::review::Whereabouts, verdict: Verdict) -> String {
+    let mut out = String::new();
+    let under = |p: &crate::review::Passage| {
+        if p.section.is_empty() {
+            String::new()
+        } else {
+            format!("<div class=\"meta\">under «{}»</div>", esc(&p.section))
+        }
+    };
+    if let Some(b) = &w.before {
+        let _ = write!(
+            out,
+            "<tr><td>At baseline</td><td><blockquote>{}</blockquote>{}</td></tr>",
+            esc(&b.text),
+            under(b)
+        );
+    }
+    if verdict == Verdict::ContextChanged {
+        if let Some(n) = &w.now_exact {
+            let _ = write!(
+                out,
+                "<tr><td>Now</td><td><blockquote>{}</blockquote>{}</td></tr>",
+                esc(&n.text),
+                under(n)
+            );
+        }
+        return out;
+    }
+    match &w.closest {
+        Some(c) => {
+            let _ = write!(
+                out,
+                "<tr><td>Closest now</td><td><blockquote>{}</blockquote>{}<div class=\"meta\">{:.0}% of the quote's words</div><div>{}</div></td></tr>",
+                esc(&c.text),
+                under(c),
+                w.best_share * 100.0,
+                diff_html(&w.closest_diff)
+            );
+        }
+        None => {
+            let _ = write!(
+                out,
+                "<tr><td>Closest now</td><td>{}</td></tr>",
+                esc(&w.none_line())
+            );
+        }
+    }
+    out
+}
+
+/// A change set for the terminal: red and green with the changed words in reverse video when
+/// `colour`, otherwise the plain `-`/`+` form.
+pub fn changes_text(c: &crate::review::ChangeSet, colour: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "change: {}", c.summary.line());
+    if !c.summary.sections_changed.is_empty() {
+        let names: Vec<&str> = c
+            .summary
+            .sections_changed
+            .iter()
+            .take(SECTIONS_LISTED)
+            .map(|s| hunk_title(s))
+            .collect();
+        let _ = writeln!(
+            out,
+            "changed sections: {}{}",
+            names.join("; "),
+            more_sections(c)
+        );
+    }
+    let shown = c.shown();
+    for h in c.hunks.iter().take(shown) {
+        let title = format!("@@ {} @@", hunk_title(&h.section));
+        if colour {
+            let _ = writeln!(out, "\x1b[36m{title}\x1b[0m");
+        } else {
+            let _ = writeln!(out, "{title}");
+        }
+        if !colour {
+            for l in hunk_lines_plain(h) {
+                let _ = writeln!(out, "{l}");
+            }
+            continue;
+        }
+        use crate::review::HunkLine;
+        for l in &h.lines {
+            let line = match l {
+                HunkLine::Context { text } => format!("\x1b[2m  {text}\x1b[0m"),
+                HunkLine::Removed { text } => format!("\x1b[31m- {text}\x1b[0m"),
+                HunkLine::Added { text } => format!("\x1b[32m+ {text}\x1b[0m"),
+                HunkLine::Changed { parts, .. } => format!(
+                    "\x1b[31m- {}\x1b[0m\n\x1b[32m+ {}\x1b[0m",
+                    pair_side(
+                        parts,
+                        true,
+                        |t| format!("\x1b[7m{t}\x1b[27m"),
+                        str::to_string
+                    ),
+                    pair_side(
+                        parts,
+                        false,
+                        |t| format!("\x1b[7m{t}\x1b[27m"),
+                        str::to_string
+                    )
+                ),
+                HunkLine::MovedOut { text, to } => {
+                    format!("\x1b[33m- [moved to «{}»] {text}\x1b[0m", hunk_title(to))
+                }
+                HunkLine::MovedIn { text, from } => {
+                    format!(
+                        "\x1b[33m+ [moved from «{}»] {text}\x1b[0m",
+                        hunk_title(from)
+                    )
+                }
+            };
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    if shown < c.hunks.len() {
+        let _ = writeln!(
+            out,
+            "… {} more hunk{} (see `citewatch report`)",
+            c.hunks.len() - shown,
+            if c.hunks.len() - shown == 1 { "" } else { "s" }
+        );
+    }
+    out
+}
+
+/// Where a quote went, for the terminal.
+pub fn whereabouts_text(w: &crate::review::Whereabouts, verdict: Verdict) -> String {
+    let mut out = String::new();
+    let under = |p: &crate::review::Passage| {
+        if p.section.is_empty() {
+            String::new()
+        } else {
+            format!(" (under «{}»)", p.section)
+        }
+    };
+    if let Some(b) = &w.before {
+        let _ = writeln!(out, "at baseline{}: “{}”", under(b), b.text);
+    }
+    if verdict == Verdict::ContextChanged {
+        if let Some(n) = &w.now_exact {
+            let _ = writeln!(out, "now{}: “{}”", under(n), n.text);
+        }
+        return out;
+    }
+    match &w.closest {
+        Some(c) => {
+            let _ = writeln!(
+                out,
+                "closest passage now{}, {:.0}% of the quote's words: “{}”",
+                under(c),
+                w.best_share * 100.0,
+                c.text
+            );
+            let plain: Vec<String> = w
+                .closest_diff
+                .iter()
+                .map(|p| match p {
+                    DiffPart::Same(t) => t.clone(),
+                    DiffPart::Gap => "…".into(),
+                    DiffPart::Removed(t) => format!("[-{t}-]"),
+                    DiffPart::Added(t) => format!("{{+{t}+}}"),
+                })
+                .collect();
+            let _ = writeln!(out, "quote → closest: {}", plain.join(" "));
+        }
+        None => {
+            let _ = writeln!(out, "{}", w.none_line());
+        }
+    }
+    out
+}
+
+/// One queue item in full for the terminal (`citewatch queue show`): the citation, what the
+/// page says now, where a quote went, the change hunks, the snapshots and the commands that
+/// would settle it. Colour when `colour` (a terminal), plain otherwise.
+pub fn item_text(v: &ItemView<'_, '_>, colour: bool) -> String {
+    let q = v.item;
+    let mut out = String::new();
+    let bold = |t: &str| {
+        if colour {
+            format!("\x1b[1m{t}\x1b[0m")
+        } else {
+            t.to_string()
+        }
+    };
+    let _ = writeln!(
+        out,
+        "{} {}/{}",
+        bold(&format!("#{} {} ({})", q.id, q.reason, q.status)),
+        q.offering,
+        q.dimension
+    );
+    let _ = writeln!(out, "url:         {}", shown(&q.url));
+    let _ = writeln!(out, "detail:      {}", crate::redact(&q.detail));
+    let _ = writeln!(
+        out,
+        "seen:        first {}, last {}",
+        short_ts(&q.first_seen),
+        short_ts(&q.last_seen)
+    );
+    if let Some(c) = &q.closed_at {
+        let _ = writeln!(
+            out,
+            "closed:      {} by {}: {}",
+            short_ts(c),
+            q.closed_by.as_deref().unwrap_or("?"),
+            q.note.as_deref().unwrap_or("")
+        );
+    }
+    if let Some(st) = v.status {
+        if let Some(quote) = &st.citation.quote {
+            let _ = writeln!(out, "quote:       “{quote}”");
+        }
+        if let Some(found) = &st.found {
+            let _ = writeln!(out, "page now:    “{found}”");
+        }
+        if let Some(loc) = &st.location {
+            let _ = writeln!(out, "found under: {loc}");
+        }
+        if let Some(link) = &st.link {
+            let _ = writeln!(out, "live:        {}", shown(link));
+        }
+        let _ = writeln!(
+            out,
+            "snapshots:   baseline {} ({}) → current {} ({})",
+            short_hash(st.baseline.as_deref()),
+            st.baseline_at.as_deref().map_or("none", short_ts),
+            short_hash(st.snapshot.as_deref()),
+            st.decided_at.as_deref().map_or("never", short_ts)
+        );
+        let _ = writeln!(
+            out,
+            "registry:    {}:{}",
+            st.citation.file.display(),
+            st.citation.line
+        );
+        if let Some(r) = v.review {
+            if let Some(w) = &r.whereabouts {
+                out.push('\n');
+                out.push_str(&whereabouts_text(w, st.verdict));
+            }
+            if let Some(c) = &r.changes {
+                out.push('\n');
+                out.push_str(&changes_text(c, colour));
+            }
+        }
+    }
+    if q.status == "open" {
+        let _ = writeln!(out, "\n{}", bold("settle it:"));
+        let accept = match q.reason.as_str() {
+            "drifted" => Some("the quote becomes the page's wording; verified becomes today"),
+            "moved" => Some("the URL becomes the redirect's target; verified becomes today"),
+            "expired" | "context_changed" => Some("verified becomes today"),
+            _ => None,
+        };
+        if let Some(what) = accept {
+            let _ = writeln!(
+                out,
+                "  citewatch queue accept {} [--dry-run]   # {what}",
+                q.id
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  citewatch queue resolve {} --note \"…\"   # after editing the registry or re-checking",
+            q.id
+        );
+        let _ = writeln!(
+            out,
+            "  citewatch queue dismiss {} --note \"…\"   # not a real problem",
+            q.id
+        );
+    }
+    out
+}
 
 /// The diff as Markdown: `~~removed~~ **added**`, gaps as `…`.
 pub fn diff_md(parts: &[DiffPart]) -> String {
@@ -668,7 +1312,11 @@ h1{font-size:1.5rem}h2{font-size:1.25rem;border-bottom:1px solid #d0d7de;padding
 .reason.expired{background:#fff8c5;color:#7d4e00}.reason.changed,.reason.moved{background:#ddf4ff;color:#0a3069}\
 blockquote{margin:.4rem 0;padding:.25rem .75rem;border-left:4px solid #d0d7de;color:#24292f}code{font-size:.85em;word-break:break-all}\
 del{background:#ffebe9;text-decoration:line-through}ins{background:#dafbe1;text-decoration:none}a{color:#0969da;word-break:break-all}\
-table{border-collapse:collapse}td{padding:.1rem .5rem .1rem 0;vertical-align:top}@media (max-width:600px){body{padding:.5rem;font-size:14px}}";
+table{border-collapse:collapse;width:100%;table-layout:fixed}td{padding:.1rem .5rem .1rem 0;vertical-align:top;overflow-wrap:anywhere}td:first-child{width:6.5rem;color:#57606a}\
+.changes .summary{font-weight:600;margin:.25rem 0}.sec{white-space:normal}.hunk,.more{border:1px solid #d0d7de;border-radius:6px;margin:.4rem 0}\
+.hunk>summary,.more>summary{cursor:pointer;padding:.25rem .5rem;background:#f6f8fa;font-weight:600;overflow-wrap:anywhere}.more{padding:0 .4rem}\
+.hl{padding:.15rem .5rem;white-space:pre-wrap;overflow-wrap:anywhere;font-size:.9rem}.hl.del{background:#fff0ee}.hl.add{background:#eafbef}.hl.ctx{color:#57606a}.hl.mv{background:#fff8c5}.hl b{font-family:ui-monospace,monospace}\
+@media (max-width:600px){body{padding:.5rem;font-size:14px}table,tbody,tr,td{display:block;width:auto}td:first-child{width:auto;font-weight:600;padding-top:.4rem}}";
 
 /// `report --format html`: one self-contained file (inline CSS, no scripts, a restrictive
 /// Content-Security-Policy), readable on a phone; every piece of page or registry text is
@@ -697,28 +1345,29 @@ pub fn report_html(s: &State<'_>) -> String {
     if open.is_empty() {
         let _ = writeln!(out, "<p>Nothing to re-verify.</p>");
     }
-    for (offering, cells) in open_by_cell(s) {
+    for ov in open_view(s) {
+        let offering = ov.offering;
         let _ = writeln!(
             out,
             "<h3>{} <span class=\"meta\">{}</span></h3>",
             esc(&offering.name),
             esc(&offering.id)
         );
-        for (cell, cell_items) in cells {
-            let dim = s.registry.dimension(&cell.dimension);
-            let grade = s.registry.grade(&cell.grade);
+        for cv in &ov.cells {
+            let cell = cv.cell;
             let _ = writeln!(
                 out,
                 "<section class=\"cell\"><strong>{}</strong> — {} {}<br><span class=\"meta\">{}{}</span>",
-                esc(dim.map_or(cell.dimension.as_str(), |d| d.label.as_str())),
-                esc(grade.map_or("", |g| g.symbol.as_str())),
-                esc(grade.map_or(cell.grade.as_str(), |g| g.label.as_str())),
+                esc(cv.dimension),
+                esc(cv.grade.0),
+                esc(cv.grade.1),
                 esc(&cell.summary),
                 cell.verified
                     .map(|v| format!(" Verified {v}."))
                     .unwrap_or_default()
             );
-            for q in cell_items {
+            for iv in &cv.items {
+                let q = iv.item;
                 let _ = write!(
                     out,
                     "<div class=\"item\" id=\"item-{}\"><span class=\"reason {}\">{}</span> <span class=\"meta\">#{} · first seen {} · last seen {}</span><br><a href=\"{}\" rel=\"noreferrer noopener\">{}</a><p>{}</p>",
@@ -732,7 +1381,7 @@ pub fn report_html(s: &State<'_>) -> String {
                     esc(&shown(&q.url)),
                     esc(&crate::redact(&q.detail))
                 );
-                if let Some(st) = status_of(s, q) {
+                if let Some(st) = iv.status {
                     out.push_str("<table>");
                     if let Some(quote) = &st.citation.quote {
                         let _ = write!(
@@ -755,8 +1404,12 @@ pub fn report_html(s: &State<'_>) -> String {
                             );
                         }
                     }
-                    if let Some(d) = s.diffs.get(&q.citation_key) {
-                        let _ = write!(out, "<tr><td>Change</td><td>{}</td></tr>", diff_html(d));
+                    let review = iv.review;
+                    if let Some(w) = review.and_then(|r| r.whereabouts.as_ref()) {
+                        out.push_str(&whereabouts_html(w, st.verdict));
+                    }
+                    if let Some(c) = review.and_then(|r| r.changes.as_ref()) {
+                        let _ = write!(out, "<tr><td>Change</td><td>{}</td></tr>", changes_html(c));
                     }
                     if let Some(loc) = &st.location {
                         let _ = write!(out, "<tr><td>Found under</td><td>{}</td></tr>", esc(loc));

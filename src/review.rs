@@ -203,7 +203,10 @@ pub fn diff_parts(before: &str, after: &str) -> Vec<DiffPart> {
     let mut runs: Vec<(similar::ChangeTag, String)> = Vec::new();
     for ch in diff.iter_all_changes() {
         match runs.last_mut() {
-            Some((tag, text)) if *tag == ch.tag() => text.push_str(ch.value()),
+            // Whitespace between two changed words does not split the change.
+            Some((tag, text)) if *tag == ch.tag() || ch.value().trim().is_empty() => {
+                text.push_str(ch.value())
+            }
             _ => runs.push((ch.tag(), ch.value().to_string())),
         }
     }

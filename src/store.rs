@@ -789,6 +789,21 @@ impl Store {
         .ok_or(StoreError::NoSuchItem(id))
     }
 
+    /// What a queue item's latest sighting rests on: its fingerprint (e.g. `moved:<target>`)
+    /// and the near-match variant of the citation's latest verdict, if any.
+    pub async fn item_evidence(&self, id: i64) -> Result<(String, Option<String>)> {
+        sqlx::query_as(
+            "SELECT q.fingerprint,
+                    (SELECT v.found FROM verdicts v WHERE v.citation_key = q.citation_key ORDER BY v.id DESC LIMIT 1)
+             FROM reverify_queue q WHERE q.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.err())?
+        .ok_or(StoreError::NoSuchItem(id))
+    }
+
     /// Closes an open item as `resolved` (moving the citation's baseline to the snapshot
     /// judged last) or `dismissed` (baseline unchanged).
     pub async fn close_item(

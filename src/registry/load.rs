@@ -24,7 +24,8 @@ pub enum LoadError {
     },
 }
 
-fn read(path: &Path) -> Result<SourceFile, LoadError> {
+/// Reads one registry file as UTF-8 text.
+pub fn read(path: &Path) -> Result<SourceFile, LoadError> {
     let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
         path: path.to_path_buf(),
         source,
@@ -41,6 +42,12 @@ fn read(path: &Path) -> Result<SourceFile, LoadError> {
 /// Reads and validates the registry in `dir`: `registry.toml`, then every
 /// `offerings/*.toml` in name order, one file in memory at a time.
 pub fn load(dir: &Path) -> Result<Parsed, LoadError> {
+    load_with(dir, None)
+}
+
+/// Like [`load`], with one offering file's text replaced by `replacement` (path, text): lints
+/// an edit before it is written.
+pub fn load_with(dir: &Path, replacement: Option<(&Path, &str)>) -> Result<Parsed, LoadError> {
     let vocab = read(&dir.join("registry.toml"))?;
     let mut parser = Parser::new(&vocab);
     let off_dir = dir.join("offerings");
@@ -61,7 +68,13 @@ pub fn load(dir: &Path) -> Result<Parsed, LoadError> {
     }
     paths.sort();
     for p in paths {
-        parser.add_offering(&read(&p)?);
+        match replacement {
+            Some((path, text)) if path == p => parser.add_offering(&SourceFile {
+                path: p.clone(),
+                text: text.to_string(),
+            }),
+            _ => parser.add_offering(&read(&p)?),
+        }
     }
     Ok(parser.finish())
 }

@@ -22,7 +22,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-pub use load::{LoadError, load};
+pub mod edit;
+pub use load::{LoadError, load, load_with, read};
 
 /// One registry file's path (as shown in messages) and its text.
 #[derive(Debug, Clone)]

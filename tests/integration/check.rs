@@ -210,7 +210,10 @@ async fn report_lists_open_items_per_offering_and_cell_with_a_diff() {
     assert!(md.contains("### acme (`acme`)"), "{md}");
     assert!(md.contains("#### ISO 27001"), "{md}");
     assert!(md.contains("**changed**"), "{md}");
-    assert!(md.contains("~~30~~ **90**"), "{md}");
+    assert!(
+        md.contains("- Data is kept for [-30-] days and then deleted.\n  + Data is kept for {+90+} days and then deleted."),
+        "{md}"
+    );
     assert!(
         md.contains("## Changed sources with evidence intact"),
         "{md}"

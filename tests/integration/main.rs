@@ -12,6 +12,7 @@ mod ops;
 mod properties;
 mod regressions;
 mod replay;
+mod review;
 mod robots_conformance;
 mod run;
 mod site;
