@@ -593,7 +593,9 @@ pub fn md_escape(s: &str) -> String {
 pub use crate::review::{DiffPart, diff_parts};
 
 /// One side of a changed sentence pair from its word diff: the words it shares with the other
-/// side, and its own changed words passed through `mark`.
+/// side, and its own changed words passed through `mark` — consecutive changed words as one
+/// mark, even where the diff alternates removals and additions ("[-processing addendum-]",
+/// not "[-processing-] [-addendum-]").
 fn pair_side(
     parts: &[DiffPart],
     before: bool,
@@ -601,17 +603,34 @@ fn pair_side(
     same: impl Fn(&str) -> String,
 ) -> String {
     let mut words = Vec::new();
+    let mut pending: Vec<&str> = Vec::new();
+    let flush = |pending: &mut Vec<&str>, words: &mut Vec<String>| {
+        if !pending.is_empty() {
+            words.push(mark(&pending.join(" ")));
+            pending.clear();
+        }
+    };
     for p in parts {
         match p {
-            DiffPart::Same(t) => words.push(same(t)),
-            DiffPart::Gap => words.push("…".to_string()),
-            DiffPart::Removed(t) if before => words.push(mark(t)),
-            DiffPart::Added(t) if !before => words.push(mark(t)),
+            DiffPart::Same(t) => {
+                flush(&mut pending, &mut words);
+                words.push(same(t));
+            }
+            DiffPart::Gap => {
+                flush(&mut pending, &mut words);
+                words.push("…".to_string());
+            }
+            DiffPart::Removed(t) if before => pending.push(t),
+            DiffPart::Added(t) if !before => pending.push(t),
             _ => {}
         }
     }
+    flush(&mut pending, &mut words);
     words.join(" ")
 }
+
+/// Lines of one hunk a terminal shows.
+const TERMINAL_HUNK_LINES: usize = 12;
 
 /// Changed sections named before the list says "and N more".
 const SECTIONS_LISTED: usize = 12;
@@ -929,14 +948,30 @@ pub fn changes_text(c: &crate::review::ChangeSet, colour: bool) -> String {
         } else {
             let _ = writeln!(out, "{title}");
         }
+        // A terminal shows the start of a long hunk; the reports have all of it.
+        let hidden = h.lines.len().saturating_sub(TERMINAL_HUNK_LINES);
+        let more = |out: &mut String| {
+            if hidden > 0 {
+                let _ = writeln!(
+                    out,
+                    "  … {hidden} more line{} (see `citewatch report`)",
+                    if hidden == 1 { "" } else { "s" }
+                );
+            }
+        };
         if !colour {
-            for l in hunk_lines_plain(h) {
+            let lines = hunk_lines_plain(&crate::review::Hunk {
+                section: h.section.clone(),
+                lines: h.lines.iter().take(TERMINAL_HUNK_LINES).cloned().collect(),
+            });
+            for l in lines {
                 let _ = writeln!(out, "{l}");
             }
+            more(&mut out);
             continue;
         }
         use crate::review::HunkLine;
-        for l in &h.lines {
+        for l in h.lines.iter().take(TERMINAL_HUNK_LINES) {
             let line = match l {
                 HunkLine::Context { text } => format!("\x1b[2m  {text}\x1b[0m"),
                 HunkLine::Removed { text } => format!("\x1b[31m- {text}\x1b[0m"),
@@ -968,6 +1003,7 @@ pub fn changes_text(c: &crate::review::ChangeSet, colour: bool) -> String {
             };
             let _ = writeln!(out, "{line}");
         }
+        more(&mut out);
     }
     if shown < c.hunks.len() {
         let _ = writeln!(

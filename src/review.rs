@@ -751,7 +751,13 @@ pub fn whereabouts(quote: &str, baseline: Option<&Extracted>, current: &Extracte
         });
     let closest_diff = closest
         .as_ref()
-        .map(|p| diff_parts(&q, &p.text))
+        .map(|p| {
+            // Sentence punctuation at the end is layout, not a difference from the quote.
+            diff_parts(
+                q.trim_end_matches(['.', ';', ',', ':']),
+                p.text.trim_end_matches(['.', ';', ',', ':']),
+            )
+        })
         .unwrap_or_default();
     Whereabouts {
         before,
