@@ -102,6 +102,9 @@ enum Command {
     /// Work the re-verification queue
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// Write the registry as a static site with per-cell freshness: index.html, compare
+    /// pages, one page per offering, data.json and its JSON Schema
+    Publish(PublishArgs),
     /// Long-running scheduled worker: runs on a cron schedule until SIGTERM or SIGINT
     Daemon(DaemonArgs),
 }
@@ -161,6 +164,17 @@ struct ReportArgs {
     /// Write to this file instead of stdout
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct PublishArgs {
+    /// Directory to write the site into (created if missing)
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// A compare page for these two offering ids (repeatable) [default: every pair sharing a
+    /// developer or a platform]
+    #[arg(long, value_name = "A,B")]
+    compare: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -497,6 +511,68 @@ async fn dispatch(cli: Cli, clock: Clock) -> Result<Exit, Fail> {
                 Some(path) => write_atomically(path, out.as_bytes())
                     .map_err(|e| Fail(Exit::Failed, format!("{}: {e}", path.display())))?,
                 None => print!("{out}"),
+            }
+            Ok(Exit::Ok)
+        }
+        Command::Publish(args) => {
+            let s = settings(&cli.global, None)?;
+            let registry = load_registry(&s, s.quiet)?;
+            let mut pairs = Vec::new();
+            for spec in &args.compare {
+                let parts: Vec<&str> = spec.split(',').map(str::trim).collect();
+                let [a, b] = parts[..] else {
+                    return Err(Fail(
+                        Exit::Usage,
+                        format!("--compare `{spec}`: give two offering ids, A,B"),
+                    ));
+                };
+                for id in [a, b] {
+                    if registry.offering(id).is_none() {
+                        return Err(Fail(
+                            Exit::Usage,
+                            format!("--compare `{spec}`: no offering `{id}` in the registry"),
+                        ));
+                    }
+                }
+                pairs.push((a.to_string(), b.to_string()));
+            }
+            if args.compare.is_empty() {
+                pairs = crate::publish::default_pairs(&registry);
+            }
+            let store = open_store(&s).await?;
+            let snaps = SnapshotStore::new(&s.snapshots);
+            let live = run_lock_held(&s);
+            let failed = |e: crate::store::StoreError| Fail(Exit::Failed, e.to_string());
+            let state = pipeline::load_state(&registry, &store, &snaps, clock(), false, live)
+                .await
+                .map_err(failed)?;
+            let runs = store
+                .recent_runs(crate::publish::TIMELINE_RUNS as i64)
+                .await
+                .map_err(failed)?;
+            let history = match runs.first() {
+                Some((first, _)) => store.verdicts_since_run(*first).await.map_err(failed)?,
+                None => Vec::new(),
+            };
+            store.close().await;
+            let data = crate::publish::build(&state, &runs, &history, &pairs);
+            std::fs::create_dir_all(&args.out)
+                .map_err(|e| Fail(Exit::Failed, format!("{}: {e}", args.out.display())))?;
+            let pages = crate::publish::pages(&data);
+            for (name, text) in &pages {
+                let path = args.out.join(name);
+                write_atomically(&path, text.as_bytes())
+                    .map_err(|e| Fail(Exit::Failed, format!("{}: {e}", path.display())))?;
+            }
+            if !s.quiet {
+                eprintln!(
+                    "published {} files to {} ({} offerings, {} compare page{})",
+                    pages.len(),
+                    args.out.display(),
+                    data.offerings.len(),
+                    data.compare.len(),
+                    if data.compare.len() == 1 { "" } else { "s" }
+                );
             }
             Ok(Exit::Ok)
         }

@@ -18,6 +18,7 @@
 //! - [`review`]: what changed between two readings, by sentence and section, and where a
 //!   quote went (pure).
 //! - [`report`]: `check` output and the review report (pure).
+//! - [`publish`]: the registry as a static site with per-cell freshness (pure).
 //! - [`pipeline`]: the one place wiring I/O edges to pure stages.
 //! - [`worker`]: the scheduled loop around the pipeline (`citewatch daemon`).
 //! - [`changes`]: which citations a git ref's registry did not have (for pull requests).
@@ -31,6 +32,7 @@ pub mod extract;
 pub mod fetch;
 pub mod pipeline;
 pub mod plan;
+pub mod publish;
 pub mod registry;
 pub mod report;
 pub mod review;

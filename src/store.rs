@@ -430,6 +430,29 @@ impl Store {
         Ok(())
     }
 
+    /// The last `limit` runs, oldest first: (id, started_at).
+    pub async fn recent_runs(&self, limit: i64) -> Result<Vec<(i64, String)>> {
+        let mut rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, started_at FROM runs ORDER BY id DESC LIMIT $1")
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(self.err())?;
+        rows.reverse();
+        Ok(rows)
+    }
+
+    /// Every verdict of runs from `first_run` on: (run id, citation key, verdict word).
+    pub async fn verdicts_since_run(&self, first_run: i64) -> Result<Vec<(i64, String, String)>> {
+        sqlx::query_as(
+            "SELECT run_id, citation_key, verdict FROM verdicts WHERE run_id >= $1 ORDER BY run_id",
+        )
+        .bind(first_run)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err())
+    }
+
     /// The latest run and how far it got, if any run was recorded.
     pub async fn last_run(&self) -> Result<Option<RunRecord>> {
         sqlx::query_as(

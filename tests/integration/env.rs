@@ -96,6 +96,33 @@ impl Env {
         env
     }
 
+    /// A workspace holding a copy of the bundled registry with every cited URL moved onto
+    /// `site` (host and path kept in the path), so it can be run offline.
+    pub fn bundled(site: &crate::site::Site) -> Env {
+        let bundled = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("registry");
+        let env = Env::new(&[]);
+        std::fs::copy(
+            bundled.join("registry.toml"),
+            env.registry.join("registry.toml"),
+        )
+        .unwrap();
+        let base = site.url("/");
+        for entry in std::fs::read_dir(bundled.join("offerings")).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path)
+                .unwrap()
+                .replace("url = \"https://", &format!("url = \"{base}"));
+            std::fs::write(
+                env.registry
+                    .join("offerings")
+                    .join(path.file_name().unwrap()),
+                text,
+            )
+            .unwrap();
+        }
+        env
+    }
+
     pub fn write_offering(&self, id: &str, text: &str) {
         std::fs::write(
             self.registry.join("offerings").join(format!("{id}.toml")),

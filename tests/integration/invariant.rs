@@ -57,28 +57,7 @@ fn judged(env: &Env) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bundled_registry_is_judged_whole() {
     let site = Site::start().await;
-    let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("registry");
-    let env = Env::new(&[]);
-    std::fs::copy(
-        bundled.join("registry.toml"),
-        env.registry.join("registry.toml"),
-    )
-    .unwrap();
-    // Every cited URL moves onto the loopback site, keeping host and path in the path.
-    let base = site.url("/");
-    for entry in std::fs::read_dir(bundled.join("offerings")).unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path)
-            .unwrap()
-            .replace("url = \"https://", &format!("url = \"{base}"));
-        std::fs::write(
-            env.registry
-                .join("offerings")
-                .join(path.file_name().unwrap()),
-            text,
-        )
-        .unwrap();
-    }
+    let env = Env::bundled(&site);
     // Some pages answer; the rest are 404 (unreachable): either way, judged.
     site.set(
         "/help.mistral.ai/en/articles/347638-do-you-have-soc-2-or-iso-27001-certification",

@@ -3,6 +3,7 @@
 
 mod browser;
 mod check;
+mod chrome;
 mod env;
 mod fetch;
 mod gate;
@@ -10,6 +11,7 @@ mod hostile;
 mod invariant;
 mod ops;
 mod properties;
+mod publish;
 mod regressions;
 mod replay;
 mod review;

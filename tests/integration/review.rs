@@ -4,7 +4,6 @@
 //! headless Chromium at phone and desktop width.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use crate::env::{Env, code, offering, source, stderr, stdout};
 use crate::site::{Page, Site};
@@ -134,97 +133,6 @@ async fn a_moved_paragraph_is_reported_as_moved() {
     assert!(text.contains("citewatch queue resolve 1 --note"), "{text}");
 }
 
-/// What Chromium makes of the HTML report at one width.
-struct Rendered {
-    overflow: bool,
-    hunks: u64,
-    open_hunks: u64,
-    toggled: bool,
-    pwned: bool,
-}
-
-async fn render(report: &Path, width: u32, shot: &Path) -> Option<Rendered> {
-    use chromiumoxide::handler::viewport::Viewport;
-    use chromiumoxide::page::ScreenshotParams;
-    use futures_util::StreamExt;
-    let exe = citewatch::fetch::browser::chromium_path()?;
-    let profile = tempfile::tempdir().unwrap();
-    let config = chromiumoxide::BrowserConfig::builder()
-        .chrome_executable(exe)
-        .no_sandbox()
-        .user_data_dir(profile.path())
-        .viewport(Viewport {
-            width,
-            height: 900,
-            device_scale_factor: Some(1.0),
-            emulating_mobile: width < 600,
-            is_landscape: false,
-            has_touch: width < 600,
-        })
-        .window_size(width, 900)
-        .args([
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
-        .build()
-        .unwrap();
-    let (mut browser, mut handler) = chromiumoxide::Browser::launch(config).await.unwrap();
-    let h = tokio::spawn(async move { while handler.next().await.is_some() {} });
-    let page = browser
-        .new_page(format!("file://{}", report.display()))
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let eval = |js: &'static str| {
-        let page = page.clone();
-        async move {
-            page.evaluate(js)
-                .await
-                .unwrap()
-                .into_value::<serde_json::Value>()
-                .unwrap()
-        }
-    };
-    let overflow = eval("document.documentElement.scrollWidth > window.innerWidth + 1")
-        .await
-        .as_bool()
-        .unwrap();
-    let hunks = eval("document.querySelectorAll('details.hunk').length")
-        .await
-        .as_u64()
-        .unwrap();
-    let open_hunks = eval("document.querySelectorAll('details.hunk[open]').length")
-        .await
-        .as_u64()
-        .unwrap();
-    let toggled = eval(
-        "(() => { const d = document.querySelector('details.hunk[open]'); if (!d) return false; d.querySelector('summary').click(); const closed = !d.open; d.querySelector('summary').click(); return closed && d.open; })()",
-    )
-    .await
-    .as_bool()
-    .unwrap();
-    let pwned = eval("document.body.hasAttribute('data-pwned') || document.title === 'pwned'")
-        .await
-        .as_bool()
-        .unwrap();
-    page.save_screenshot(ScreenshotParams::builder().full_page(false).build(), shot)
-        .await
-        .unwrap();
-    let _ = browser.close().await;
-    let _ = browser.wait().await;
-    h.abort();
-    Some(Rendered {
-        overflow,
-        hunks,
-        open_hunks,
-        toggled,
-        pwned,
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_html_review_reads_at_phone_and_desktop_width() {
     let site = Site::start().await;
@@ -266,24 +174,31 @@ async fn the_html_review_reads_at_phone_and_desktop_width() {
     assert!(!html.contains("<script"), "no script element");
     for width in [412u32, 1280] {
         let shot = env.dir.path().join(format!("review-{width}.png"));
-        let Some(r) = render(&report, width, &shot).await else {
-            assert!(std::env::var_os("CI").is_none(), "CI must install chromium");
-            eprintln!("chromium not installed: skipping");
+        let Some(v) = crate::chrome::look(
+            &report,
+            width,
+            &shot,
+            &[
+                crate::chrome::OVERFLOWS,
+                "document.querySelectorAll('details.hunk').length",
+                "document.querySelectorAll('details.hunk[open]').length",
+                "(() => { const d = document.querySelector('details.hunk[open]'); if (!d) return false; d.querySelector('summary').click(); const closed = !d.open; d.querySelector('summary').click(); return closed && d.open; })()",
+                crate::chrome::PWNED,
+            ],
+        )
+        .await
+        else {
             return;
         };
-        assert!(!r.overflow, "{width}px: the page body scrolls sideways");
-        assert!(r.hunks >= 10, "{width}px: {} hunks", r.hunks);
+        let (hunks, open) = (v[1].as_u64().unwrap(), v[2].as_u64().unwrap());
+        assert_eq!(v[0], false, "{width}px: the page body scrolls sideways");
+        assert!(hunks >= 10, "{width}px: {hunks} hunks");
         assert!(
-            r.open_hunks >= 1 && r.open_hunks < r.hunks,
-            "{width}px: the first hunks open, the rest folded ({} of {})",
-            r.open_hunks,
-            r.hunks
+            open >= 1 && open < hunks,
+            "{width}px: the first hunks open, the rest folded ({open} of {hunks})"
         );
-        assert!(r.toggled, "{width}px: a hunk folds and unfolds");
-        assert!(!r.pwned, "{width}px: hostile page text ran");
-        if let Ok(dir) = std::env::var("CITEWATCH_KEEP_SCREENSHOT") {
-            std::fs::copy(&shot, Path::new(&dir).join(format!("review-{width}.png"))).unwrap();
-        }
+        assert_eq!(v[3], true, "{width}px: a hunk folds and unfolds");
+        assert_eq!(v[4], false, "{width}px: hostile page text ran");
     }
 }
 
