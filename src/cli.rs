@@ -462,7 +462,15 @@ async fn dispatch(cli: Cli, clock: Clock) -> Result<Exit, Fail> {
                 .map_err(|e| Fail(Exit::Failed, e.to_string()))?;
             let out = match args.format {
                 CheckFormat::Text => crate::report::check_text(&state),
-                CheckFormat::Json => crate::report::check_json(&state),
+                CheckFormat::Json => {
+                    // Streamed: a 100,000-citation registry's JSON is never held whole.
+                    let stdout = std::io::stdout();
+                    let mut w = std::io::BufWriter::new(stdout.lock());
+                    crate::report::write_check_json(&state, &mut w)
+                        .and_then(|()| std::io::Write::flush(&mut w))
+                        .map_err(|e| Fail(Exit::Failed, format!("stdout: {e}")))?;
+                    String::new()
+                }
                 CheckFormat::Junit => crate::report::check_junit(&state, &args.fail_on),
                 CheckFormat::Github => {
                     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {

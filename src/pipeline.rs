@@ -259,6 +259,8 @@ pub async fn run(
     summary.expired = expired;
     summary.queue += delta;
     if opts.scope.is_full() {
+        // Expired items still open were seen again by this run.
+        store.touch_expired((opts.clock)()).await?;
         let keys: Vec<String> = registry.citations().map(Citation::key).collect();
         summary.queue.closed += store.close_orphans(&keys, (opts.clock)()).await?;
     }
@@ -312,25 +314,38 @@ pub async fn sync_expiry(
     now: DateTime<Utc>,
 ) -> Result<(usize, QueueDelta), StoreError> {
     let today = now.date_naive();
+    let limits = registry.age_limits();
+    // Only changes are written: citations expired now without an open `expired` item, and
+    // open items whose citation is no longer expired. A check of a large registry whose
+    // expiry did not move writes nothing.
+    let open: std::collections::HashSet<String> = store
+        .open_keys(verdict::EXPIRED)
+        .await?
+        .into_iter()
+        .collect();
     let mut expired = 0;
     let mut delta = QueueDelta::default();
     let mut checks = Vec::new();
-    for c in registry.citations() {
+    for (cell, c) in registry.citations_in_cells() {
         if !scope.includes(c) {
             continue;
         }
-        let Some(cell) = registry.cell_of(c) else {
+        let max = limits.get(c.dimension.as_str()).copied().flatten();
+        let is = verdict::is_expired(cell.verified, max, today);
+        expired += usize::from(is);
+        let key = c.key();
+        if is == open.contains(&key) {
             continue;
-        };
-        let max = registry
-            .dimension(&c.dimension)
-            .and_then(|d| d.max_age_days);
-        let (is, detail) = verdict::expiry(cell.verified, max, &c.dimension, today);
-        if is {
-            expired += 1;
         }
+        let (_, detail) = verdict::expiry(cell.verified, max, &c.dimension, today);
         checks.push(crate::store::ExpiryCheck {
-            citation: citation_ref(c),
+            citation: CitationRef {
+                key,
+                offering: c.offering.clone(),
+                dimension: c.dimension.clone(),
+                url: c.url.clone(),
+                quote: c.quote.clone(),
+            },
             expired: is,
             detail,
             fingerprint: cell.verified.map(|d| d.to_string()).unwrap_or_default(),
@@ -875,43 +890,59 @@ pub async fn load_state<'a>(
     run_live: bool,
 ) -> Result<crate::report::State<'a>, StoreError> {
     use crate::report::{CitationStatus, State};
-    let latest: HashMap<String, crate::store::LatestVerdict> = store
+    let mut latest: HashMap<String, crate::store::LatestVerdict> = store
         .latest_verdicts()
         .await?
         .into_iter()
         .map(|v| (v.citation_key.clone(), v))
         .collect();
     let today = now.date_naive();
-    let mut citations = Vec::new();
+    let limits = registry.age_limits();
+    let mut citations = Vec::with_capacity(latest.len());
     let mut keys = std::collections::HashSet::new();
-    for c in registry.citations() {
+    for (cell, c) in registry.citations_in_cells() {
         let key = c.key();
         keys.insert(key.clone());
-        let cell = registry.cell_of(c);
-        let max = registry
-            .dimension(&c.dimension)
-            .and_then(|d| d.max_age_days);
-        let expired = verdict::is_expired(cell.and_then(|x| x.verified), max, today);
-        let l = latest.get(&key);
-        citations.push(CitationStatus {
-            citation: c,
-            key,
-            verdict: l
-                .and_then(|l| l.verdict.parse().ok())
-                .unwrap_or(Verdict::Pending),
-            detail: l
-                .map(|l| l.detail.clone())
-                .unwrap_or_else(|| "not checked yet".into()),
-            expired,
-            decided_at: l.map(|l| l.decided_at.clone()),
-            snapshot: l.and_then(|l| l.snapshot_hash.clone()),
-            baseline: l.and_then(|l| l.baseline_snapshot.clone()),
-            baseline_at: l.and_then(|l| l.baseline_at.clone()),
-            found: l.and_then(|l| l.found.clone()),
-            link: l.and_then(|l| l.link.clone()),
-            location: l.and_then(|l| l.location.clone()),
+        let max = limits.get(c.dimension.as_str()).copied().flatten();
+        let expired = verdict::is_expired(cell.verified, max, today);
+        // Moved out of the map, not cloned: one copy of each verdict's text in memory.
+        let l = latest.remove(&key);
+        let verdict = l
+            .as_ref()
+            .and_then(|l| l.verdict.parse().ok())
+            .unwrap_or(Verdict::Pending);
+        citations.push(match l {
+            Some(l) => CitationStatus {
+                citation: c,
+                key,
+                verdict,
+                detail: l.detail,
+                expired,
+                decided_at: Some(l.decided_at),
+                snapshot: l.snapshot_hash,
+                baseline: l.baseline_snapshot,
+                baseline_at: l.baseline_at,
+                found: l.found,
+                link: l.link,
+                location: l.location,
+            },
+            None => CitationStatus {
+                citation: c,
+                key,
+                verdict,
+                detail: "not checked yet".into(),
+                expired,
+                decided_at: None,
+                snapshot: None,
+                baseline: None,
+                baseline_at: None,
+                found: None,
+                link: None,
+                location: None,
+            },
         });
     }
+    drop(latest);
     let mut queue: Vec<_> = store
         .queue(None)
         .await?

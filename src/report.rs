@@ -323,6 +323,14 @@ struct JsonCheck<'a> {
 
 /// `check --format json`: one object with `citations[]` and `queue[]` (SPEC §4).
 pub fn check_json(s: &State<'_>) -> String {
+    let mut out = Vec::new();
+    // Writing into memory cannot fail, and every field serialises.
+    let _ = write_check_json(s, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`check_json`], streamed into `w` (a large registry's output is never held whole).
+pub fn write_check_json(s: &State<'_>, w: &mut impl std::io::Write) -> std::io::Result<()> {
     let citations = s
         .citations
         .iter()
@@ -371,9 +379,8 @@ pub fn check_json(s: &State<'_>) -> String {
         citations,
         queue,
     };
-    let mut text = serde_json::to_string_pretty(&out).expect("serialisable");
-    text.push('\n');
-    text
+    serde_json::to_writer_pretty(&mut *w, &out).map_err(std::io::Error::other)?;
+    w.write_all(b"\n")
 }
 
 /// `check --format text`: an abnormal last run first, then open items, then a one-line summary.

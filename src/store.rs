@@ -735,6 +735,30 @@ impl Store {
         Ok(delta)
     }
 
+    /// Citation keys with an open item for `reason`.
+    pub async fn open_keys(&self, reason: &str) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT citation_key FROM reverify_queue WHERE status = 'open' AND reason = $1",
+        )
+        .bind(reason)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    /// Moves `last_seen` of every open `expired` item to `now` (a full run saw them again).
+    pub async fn touch_expired(&self, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "UPDATE reverify_queue SET last_seen = $1 WHERE status = 'open' AND reason = 'expired'",
+        )
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok(())
+    }
+
     /// Closes open items of citations no longer in the registry (edited or removed).
     pub async fn close_orphans(&self, current_keys: &[String], now: DateTime<Utc>) -> Result<u32> {
         let e = self.err();

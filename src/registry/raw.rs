@@ -102,7 +102,7 @@ pub(super) fn parse_vocabulary(
     file: &SourceFile,
     problems: &mut Vec<Problem>,
 ) -> Option<Vocabulary> {
-    let mut rep = Reporter { file, problems };
+    let mut rep = Reporter::new(file, problems);
     let raw: RawRegistry = decode(&mut rep)?;
     let errors_before = rep.problems.len();
     if raw.name.get_ref().trim().is_empty() {
