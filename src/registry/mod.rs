@@ -13,7 +13,7 @@
 mod load;
 mod raw;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::PathBuf;
 
@@ -429,14 +429,14 @@ struct Vocabulary {
     name: String,
     grades: Vec<Grade>,
     dimensions: Vec<Dimension>,
+    /// Dimension ids, built once: every cell of every offering is checked against them.
+    dimension_ids: HashSet<String>,
 }
 
 impl Vocabulary {
-    fn grade_ids(&self) -> HashSet<&str> {
-        self.grades.iter().map(|g| g.id.as_str()).collect()
-    }
-    fn dimension_ids(&self) -> BTreeSet<&str> {
-        self.dimensions.iter().map(|d| d.id.as_str()).collect()
+    /// Whether a grade id exists (a scan: registries have a handful of grades).
+    fn has_grade(&self, id: &str) -> bool {
+        self.grades.iter().any(|g| g.id == id)
     }
 }
 

@@ -176,6 +176,7 @@ pub(super) fn parse_vocabulary(
     let ok = !rep.errors_since(errors_before);
     ok.then(|| Vocabulary {
         name: raw.name.into_inner(),
+        dimension_ids: dimensions.iter().map(|d| d.id.clone()).collect(),
         grades,
         dimensions,
     })
@@ -214,7 +215,7 @@ pub(super) fn parse_offering(
         let dim = key.get_ref().clone();
         let cell_line = rep.line_of(key.span().start);
         if let Some(v) = vocab
-            && !v.dimension_ids().contains(dim.as_str())
+            && !v.dimension_ids.contains(dim.as_str())
         {
             rep.error(
                 key.span().start,
@@ -223,7 +224,7 @@ pub(super) fn parse_offering(
         }
         let cell = cell.into_inner();
         if let Some(v) = vocab
-            && !v.grade_ids().contains(cell.grade.get_ref().as_str())
+            && !v.has_grade(cell.grade.get_ref())
         {
             rep.error(
                 cell.grade.span().start,
