@@ -457,7 +457,14 @@ async fn dispatch(cli: Cli, clock: Clock) -> Result<Exit, Fail> {
             // With --fetch our own run just ended; otherwise a run still marked running is live
             // only if its process holds the lock.
             let live = !args.fetch && run_lock_held(&s);
-            let state = pipeline::load_state(&registry, &store, &snaps, now, false, live)
+            // The text format prints counts and open items only.
+            let depth = match args.format {
+                CheckFormat::Text => pipeline::Depth::Verdicts,
+                CheckFormat::Json | CheckFormat::Junit | CheckFormat::Github => {
+                    pipeline::Depth::Full
+                }
+            };
+            let state = pipeline::load_state(&registry, &store, &snaps, now, depth, live)
                 .await
                 .map_err(|e| Fail(Exit::Failed, e.to_string()))?;
             let out = match args.format {
@@ -506,9 +513,16 @@ async fn dispatch(cli: Cli, clock: Clock) -> Result<Exit, Fail> {
             let store = open_store(&s).await?;
             let snaps = SnapshotStore::new(&s.snapshots);
             let live = run_lock_held(&s);
-            let state = pipeline::load_state(&registry, &store, &snaps, clock(), true, live)
-                .await
-                .map_err(|e| Fail(Exit::Failed, e.to_string()))?;
+            let state = pipeline::load_state(
+                &registry,
+                &store,
+                &snaps,
+                clock(),
+                pipeline::Depth::Reviews,
+                live,
+            )
+            .await
+            .map_err(|e| Fail(Exit::Failed, e.to_string()))?;
             let out = match args.format {
                 ReportFormat::Md => crate::report::report_md(&state),
                 ReportFormat::Html => crate::report::report_html(&state),
@@ -551,9 +565,16 @@ async fn dispatch(cli: Cli, clock: Clock) -> Result<Exit, Fail> {
             let snaps = SnapshotStore::new(&s.snapshots);
             let live = run_lock_held(&s);
             let failed = |e: crate::store::StoreError| Fail(Exit::Failed, e.to_string());
-            let state = pipeline::load_state(&registry, &store, &snaps, clock(), false, live)
-                .await
-                .map_err(failed)?;
+            let state = pipeline::load_state(
+                &registry,
+                &store,
+                &snaps,
+                clock(),
+                pipeline::Depth::Full,
+                live,
+            )
+            .await
+            .map_err(failed)?;
             let runs = store
                 .recent_runs(crate::publish::TIMELINE_RUNS as i64)
                 .await
@@ -823,10 +844,16 @@ async fn queue_command(
             match registry {
                 Some(registry) => {
                     let snaps = SnapshotStore::new(&s.snapshots);
-                    let state =
-                        pipeline::load_state(&registry, store, &snaps, clock(), true, false)
-                            .await
-                            .map_err(failed)?;
+                    let state = pipeline::load_state(
+                        &registry,
+                        store,
+                        &snaps,
+                        clock(),
+                        pipeline::Depth::Reviews,
+                        false,
+                    )
+                    .await
+                    .map_err(failed)?;
                     let view = crate::report::item_view(&state, &i);
                     print!("{}", crate::report::item_text(&view, colour));
                 }

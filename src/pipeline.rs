@@ -876,6 +876,17 @@ impl Ctx<'_> {
     }
 }
 
+/// How much of the recorded state an output needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// Each citation's verdict and when it was decided (the gate's counts and annotations).
+    Verdicts,
+    /// Everything recorded per citation: details, links, snapshots (JSON, JUnit).
+    Full,
+    /// Everything, and the review of each open item (reports, `queue show`).
+    Reviews,
+}
+
 /// Gathers the recorded state of every registry citation for `check` and `report`: latest
 /// verdicts, expiry against `now`, queue items of current citations, with `with_reviews` the
 /// review of each open item (change hunks and where a quote went, re-extracted from stored
@@ -886,13 +897,16 @@ pub async fn load_state<'a>(
     store: &Store,
     snapshots: &SnapshotStore,
     now: DateTime<Utc>,
-    with_reviews: bool,
+    depth: Depth,
     run_live: bool,
 ) -> Result<crate::report::State<'a>, StoreError> {
+    let with_reviews = depth == Depth::Reviews;
     use crate::report::{CitationStatus, State};
-    let mut latest: HashMap<String, crate::store::LatestVerdict> = store
-        .latest_verdicts()
-        .await?
+    let rows = match depth {
+        Depth::Verdicts => store.latest_verdict_words().await?,
+        Depth::Full | Depth::Reviews => store.latest_verdicts().await?,
+    };
+    let mut latest: HashMap<String, crate::store::LatestVerdict> = rows
         .into_iter()
         .map(|v| (v.citation_key.clone(), v))
         .collect();
