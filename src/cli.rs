@@ -885,12 +885,7 @@ async fn queue_command(
             if a.note.trim().is_empty() {
                 return Err(Fail(Exit::Usage, "--note must say why".into()));
             }
-            let author = a
-                .author
-                .clone()
-                .or_else(|| std::env::var("USER").ok())
-                .or_else(|| std::env::var("LOGNAME").ok())
-                .unwrap_or_else(|| "unknown".into());
+            let author = author_or_user(&a.author);
             let i = store
                 .close_item(a.id, resolve, a.note.trim(), &author, clock())
                 .await
@@ -992,12 +987,7 @@ async fn accept(a: &AcceptArgs, s: &Settings, store: &Store, clock: Clock) -> Re
     }
     write_atomically(&path, after.as_bytes())
         .map_err(|e| Fail(Exit::Failed, format!("{shown}: {e}")))?;
-    let author = a
-        .author
-        .clone()
-        .or_else(|| std::env::var("USER").ok())
-        .or_else(|| std::env::var("LOGNAME").ok())
-        .unwrap_or_else(|| "unknown".into());
+    let author = author_or_user(&a.author);
     let note = a
         .note
         .clone()
@@ -1012,6 +1002,15 @@ async fn accept(a: &AcceptArgs, s: &Settings, store: &Store, clock: Clock) -> Re
         i.id, i.status
     );
     Ok(Exit::Ok)
+}
+
+/// Who closes a queue item: `--author`, else `$USER`, else `$LOGNAME`.
+fn author_or_user(author: &Option<String>) -> String {
+    author
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("LOGNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Writes a file via a temporary file and rename, so readers never see half a report.

@@ -642,6 +642,16 @@ const TERMINAL_HUNK_LINES: usize = 12;
 /// Changed sections named before the list says "and N more".
 const SECTIONS_LISTED: usize = 12;
 
+/// The first changed sections' titles, each passed through `fmt` (escaping for the format).
+fn section_names(c: &crate::review::ChangeSet, fmt: impl Fn(&str) -> String) -> Vec<String> {
+    c.summary
+        .sections_changed
+        .iter()
+        .take(SECTIONS_LISTED)
+        .map(|s| fmt(hunk_title(s)))
+        .collect()
+}
+
 fn more_sections(c: &crate::review::ChangeSet) -> String {
     let n = c.summary.sections_changed.len();
     if n > SECTIONS_LISTED {
@@ -698,13 +708,7 @@ pub fn changes_md(c: &crate::review::ChangeSet, indent: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{indent}- change: {}", md_escape(&c.summary.line()));
     if !c.summary.sections_changed.is_empty() {
-        let names: Vec<String> = c
-            .summary
-            .sections_changed
-            .iter()
-            .take(SECTIONS_LISTED)
-            .map(|s| format!("«{}»", md_escape(hunk_title(s))))
-            .collect();
+        let names = section_names(c, |s| format!("«{}»", md_escape(s)));
         let _ = writeln!(
             out,
             "{indent}- changed sections: {}{}",
@@ -800,13 +804,7 @@ pub fn changes_html(c: &crate::review::ChangeSet) -> String {
     let mut out = String::from("<div class=\"changes\">");
     let _ = write!(out, "<p class=\"summary\">{}</p>", esc(&c.summary.line()));
     if !c.summary.sections_changed.is_empty() {
-        let names: Vec<String> = c
-            .summary
-            .sections_changed
-            .iter()
-            .take(SECTIONS_LISTED)
-            .map(|s| format!("<span class=\"sec\">{}</span>", esc(hunk_title(s))))
-            .collect();
+        let names = section_names(c, |s| format!("<span class=\"sec\">{}</span>", esc(s)));
         let _ = write!(
             out,
             "<p class=\"meta\">Changed sections: {}{}</p>",
@@ -933,13 +931,7 @@ pub fn changes_text(c: &crate::review::ChangeSet, colour: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "change: {}", c.summary.line());
     if !c.summary.sections_changed.is_empty() {
-        let names: Vec<&str> = c
-            .summary
-            .sections_changed
-            .iter()
-            .take(SECTIONS_LISTED)
-            .map(|s| hunk_title(s))
-            .collect();
+        let names = section_names(c, str::to_string);
         let _ = writeln!(
             out,
             "changed sections: {}{}",
