@@ -107,6 +107,9 @@ enum Command {
     Publish(PublishArgs),
     /// Long-running scheduled worker: runs on a cron schedule until SIGTERM or SIGINT
     Daemon(DaemonArgs),
+    /// Deliver pending notifications to the `[[notify]]` targets now (`run` and `daemon` also
+    /// deliver after each run)
+    Notify,
 }
 
 #[derive(Debug, Args)]
@@ -464,9 +467,22 @@ async fn dispatch(cli: Cli, clock: Clock) -> Result<Exit, Fail> {
                     pipeline::Depth::Full
                 }
             };
-            let state = pipeline::load_state(&registry, &store, &snaps, now, depth, live)
+            let mut state = pipeline::load_state(&registry, &store, &snaps, now, depth, live)
                 .await
                 .map_err(|e| Fail(Exit::Failed, e.to_string()))?;
+            for t in &s.notify {
+                let (undelivered, error) = store
+                    .undelivered(&t.id())
+                    .await
+                    .map_err(|e| Fail(Exit::Failed, e.to_string()))?;
+                if undelivered > 0 {
+                    state.notifications.push(crate::report::Undelivered {
+                        target: t.name(),
+                        undelivered,
+                        error,
+                    });
+                }
+            }
             let out = match args.format {
                 CheckFormat::Text => crate::report::check_text(&state),
                 CheckFormat::Json => {
@@ -660,6 +676,45 @@ async fn dispatch(cli: Cli, clock: Clock) -> Result<Exit, Fail> {
             store.close().await;
             Ok(Exit::Ok)
         }
+        Command::Notify => {
+            let s = settings(&cli.global, None)?;
+            // One deliverer at a time: a run delivers too, and holds this lock.
+            let _lock = lock_run(&s)?;
+            let store = open_store(&s).await?;
+            if s.notify.is_empty() {
+                let waiting = store
+                    .outbox_len()
+                    .await
+                    .map_err(|e| Fail(Exit::Failed, e.to_string()))?;
+                eprintln!(
+                    "no [[notify]] targets are configured; {waiting} event{} recorded in the outbox",
+                    if waiting == 1 { "" } else { "s" }
+                );
+                store.close().await;
+                return Ok(Exit::Ok);
+            }
+            // The registry adds quotes and diff hunks; without a valid one, the queue rows
+            // alone are sent.
+            let registry = registry::load(&s.registry)
+                .ok()
+                .and_then(|p| if p.has_errors() { None } else { p.registry });
+            let done = deliver_notifications(&s, registry.as_ref(), &store, &clock).await;
+            store.close().await;
+            let done = done?;
+            for d in &done {
+                println!(
+                    "{}: {} sent, {} waiting{}",
+                    d.target,
+                    d.sent,
+                    d.waiting,
+                    d.error
+                        .as_deref()
+                        .map(|e| format!(" (last error: {e})"))
+                        .unwrap_or_default()
+                );
+            }
+            Ok(Exit::Ok)
+        }
         Command::Queue(q) => {
             let s = settings(&cli.global, None)?;
             let store = open_store(&s).await?;
@@ -777,6 +832,7 @@ async fn run_once_scoped(
         resume: !s.refetch,
         progress: progress.clone(),
     };
+    let clock = opts.clock.clone();
     let summary = pipeline::run(registry, store, &snaps, &opts)
         .await
         .map_err(|e| Fail(Exit::Failed, e.to_string()))?;
@@ -786,7 +842,64 @@ async fn run_once_scoped(
     if !s.quiet {
         eprintln!("{summary}");
     }
+    // Notifications never fail the run: a target that is down keeps its events for later.
+    match deliver_notifications(s, Some(registry), store, &clock).await {
+        Ok(done) => {
+            for d in done.iter().filter(|d| d.sent > 0 || d.waiting > 0) {
+                if !s.quiet || d.waiting > 0 {
+                    eprintln!(
+                        "notify {}: {} sent, {} waiting{}",
+                        d.target,
+                        d.sent,
+                        d.waiting,
+                        d.error
+                            .as_deref()
+                            .map(|e| format!(" (last error: {e})"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+        Err(Fail(_, msg)) => eprintln!("citewatch: notifications not delivered: {msg}"),
+    }
     Ok(())
+}
+
+/// Delivers pending notifications; loads the recorded state (for quotes and hunks) only when
+/// something is pending. Fails only when the database does.
+async fn deliver_notifications(
+    s: &Settings,
+    registry: Option<&Registry>,
+    store: &Store,
+    clock: &Clock,
+) -> Result<Vec<crate::notify::Delivered>, Fail> {
+    let failed = |e: crate::store::StoreError| Fail(Exit::Failed, e.to_string());
+    if s.notify.is_empty() {
+        return Ok(Vec::new());
+    }
+    let links = crate::notify::Links::from_env(s.report_url.as_deref());
+    let snaps = SnapshotStore::new(&s.snapshots);
+    let pending = crate::notify::anything_pending(store, &s.notify)
+        .await
+        .map_err(failed)?;
+    let state = match registry {
+        Some(r) if pending => Some(
+            pipeline::load_state(r, store, &snaps, clock(), pipeline::Depth::Reviews, false)
+                .await
+                .map_err(failed)?,
+        ),
+        _ => None,
+    };
+    crate::notify::deliver(
+        store,
+        &s.notify,
+        state.as_ref(),
+        &links,
+        &s.fetch.user_agent,
+        clock,
+    )
+    .await
+    .map_err(failed)
 }
 
 async fn queue_command(

@@ -39,7 +39,19 @@ pub struct FileConfig {
     pub quiet: Option<bool>,
     /// Seconds a whole run may take.
     pub deadline: Option<u64>,
+    /// Base URL of a Wayback-compatible archive for archived copies; empty disables lookups.
+    pub archive_endpoint: Option<String>,
+    /// Ask the archive to capture sources whose evidence was just verified.
+    pub archive_submit: Option<bool>,
+    /// Where the published HTML review report lives; notifications link to it (`#item-<id>`).
+    pub report_url: Option<String>,
+    /// Notification targets (`[[notify]]` tables).
+    #[serde(default)]
+    pub notify: Vec<toml::Spanned<crate::notify::Target>>,
 }
+
+/// The Internet Archive's Wayback Machine, the default `archive_endpoint`.
+pub const DEFAULT_ARCHIVE: &str = "https://archive.org";
 
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +109,34 @@ pub fn parse_file(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
             .unwrap_or("invalid TOML")
             .to_string(),
     })?;
+    let line_at = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+    for t in &cfg.notify {
+        t.get_ref()
+            .validate()
+            .map_err(|message| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line: line_at(t.span().start),
+                message,
+            })?;
+    }
+    for (key, value) in [
+        ("archive_endpoint", cfg.archive_endpoint.as_deref()),
+        ("report_url", cfg.report_url.as_deref()),
+    ] {
+        let Some(v) = value.filter(|v| !v.trim().is_empty()) else {
+            continue;
+        };
+        let ok = url::Url::parse(v)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+        if !ok {
+            let at = text.find(key).unwrap_or(0);
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line: line_at(at),
+                message: format!("{key} `{v}` must be an http(s) URL"),
+            });
+        }
+    }
     let base = path.parent().unwrap_or(Path::new(""));
     for p in [&mut cfg.registry, &mut cfg.db, &mut cfg.snapshots]
         .into_iter()
@@ -130,6 +170,14 @@ pub struct Settings {
     pub deadline: std::time::Duration,
     /// Do not resume an interrupted run of the same day.
     pub refetch: bool,
+    /// Notification targets.
+    pub notify: Vec<crate::notify::Target>,
+    /// Where the published review report lives.
+    pub report_url: Option<String>,
+    /// Wayback-compatible archive base URL (None: lookups disabled).
+    pub archive_endpoint: Option<String>,
+    /// Ask the archive to capture verified sources.
+    pub archive_submit: bool,
 }
 
 /// Values given on the command line (None = not given).
@@ -215,6 +263,18 @@ pub fn resolve(flags: FlagValues, file: FileConfig) -> Result<Settings, ConfigEr
         confirm,
         quiet: flags.quiet || file.quiet.unwrap_or(false),
         refetch: flags.refetch,
+        notify: file
+            .notify
+            .into_iter()
+            .map(toml::Spanned::into_inner)
+            .collect(),
+        report_url: file.report_url.filter(|u| !u.trim().is_empty()),
+        archive_endpoint: match file.archive_endpoint {
+            Some(e) if e.trim().is_empty() => None,
+            Some(e) => Some(e),
+            None => Some(DEFAULT_ARCHIVE.to_string()),
+        },
+        archive_submit: file.archive_submit.unwrap_or(false),
         deadline: match flags.deadline.or(file.deadline) {
             Some(0) => {
                 return Err(ConfigError::Value(
@@ -260,6 +320,46 @@ mod tests {
         let e = parse_file(Path::new("c.toml"), "rate = 1\nrat = 2\n").unwrap_err();
         let msg = e.to_string();
         assert!(msg.starts_with("c.toml:2: "), "{msg}");
+    }
+
+    #[test]
+    fn notify_targets_and_archive_keys_are_read_and_checked() {
+        let text = "rate = 1\narchive_endpoint = \"\"\nreport_url = \"https://ci.example/report.html\"\n\n[[notify]]\nkind = \"webhook\"\nurl = \"https://hooks.example.org/cw\"\nsecret_env = \"CW_SECRET\"\n\n[[notify]]\nkind = \"github\"\nrepo = \"owner/name\"\ntoken_env = \"GITHUB_TOKEN\"\n";
+        let f = parse_file(Path::new("c.toml"), text).unwrap();
+        let s = resolve(FlagValues::default(), f).unwrap();
+        assert_eq!(s.notify.len(), 2);
+        assert_eq!(s.notify[1].kind, crate::notify::Kind::Github);
+        assert_eq!(s.archive_endpoint, None, "empty disables lookups");
+        assert_eq!(
+            s.report_url.as_deref(),
+            Some("https://ci.example/report.html")
+        );
+        let defaults = resolve(FlagValues::default(), FileConfig::default()).unwrap();
+        assert_eq!(defaults.archive_endpoint.as_deref(), Some(DEFAULT_ARCHIVE));
+        assert!(!defaults.archive_submit);
+
+        // A table missing what its kind needs is named by file and line.
+        let bad = "rate = 1\n\n[[notify]]\nkind = \"github\"\nrepo = \"owner/name\"\n";
+        let e = parse_file(Path::new("c.toml"), bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("c.toml:3: ") && e.contains("token_env"),
+            "{e}"
+        );
+        let bad = "[[notify]]\nkind = \"pager\"\nurl = \"https://x.example/\"\n";
+        let e = parse_file(Path::new("c.toml"), bad)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("c.toml:2: "), "{e}");
+        let bad = "archive_endpoint = \"archive.org\"\n";
+        let e = parse_file(Path::new("c.toml"), bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("c.toml:1: ") && e.contains("archive_endpoint"),
+            "{e}"
+        );
     }
 
     #[test]

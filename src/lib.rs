@@ -30,6 +30,7 @@ pub mod config;
 pub mod evidence;
 pub mod extract;
 pub mod fetch;
+pub mod notify;
 pub mod pipeline;
 pub mod plan;
 pub mod publish;

@@ -1008,5 +1008,6 @@ pub async fn load_state<'a>(
         reviews,
         now,
         last_run,
+        notifications: Vec::new(),
     })
 }

@@ -323,7 +323,7 @@ pub fn build(
                     link,
                     verdict,
                     checked_at: decided,
-                    archived: None,
+                    archived: c.archived.clone(),
                 });
                 if let Some(st) = st {
                     for q in state.open().filter(|q| q.citation_key == st.key) {

@@ -64,6 +64,19 @@ pub struct State<'a> {
     pub now: DateTime<Utc>,
     /// The latest run and how it ended, if any run was recorded.
     pub last_run: Option<LastRun>,
+    /// Notification targets with events waiting (filled by `check`).
+    pub notifications: Vec<Undelivered>,
+}
+
+/// A notification target with events it has not accepted yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Undelivered {
+    /// The target as people see it (kind and host or repository).
+    pub target: String,
+    /// Events waiting for it.
+    pub undelivered: i64,
+    /// Its latest error (secrets redacted).
+    pub error: Option<String>,
 }
 
 /// What a reviewer sees of one citation's change, built once from the stored snapshots and
@@ -317,6 +330,8 @@ struct JsonCheck<'a> {
     /// Citations never checked.
     pending: usize,
     last_run: Option<&'a LastRun>,
+    /// Notification targets with events waiting.
+    notifications: &'a [Undelivered],
     citations: Vec<JsonCitation<'a>>,
     queue: Vec<JsonQueue<'a>>,
 }
@@ -376,6 +391,7 @@ pub fn write_check_json(s: &State<'_>, w: &mut impl std::io::Write) -> std::io::
         incomplete: s.incomplete().is_some(),
         pending: s.never_checked(),
         last_run: s.last_run.as_ref(),
+        notifications: &s.notifications,
         citations,
         queue,
     };
@@ -424,6 +440,19 @@ pub fn check_text(s: &State<'_>) -> String {
         .map(|(v, n)| format!("{n} {v}"))
         .collect::<Vec<_>>()
         .join(", ");
+    for n in &s.notifications {
+        let _ = writeln!(
+            out,
+            "NOTIFY: {} event{} not yet delivered to {}{}; they go out with the next run or `citewatch notify`",
+            n.undelivered,
+            if n.undelivered == 1 { "" } else { "s" },
+            n.target,
+            n.error
+                .as_deref()
+                .map(|e| format!(" (last error: {e})"))
+                .unwrap_or_default()
+        );
+    }
     let open = s.open().count();
     let headline = if open > 0 {
         "STALE"
@@ -494,55 +523,7 @@ pub fn report_md(s: &State<'_>) -> String {
                 let _ = writeln!(out, "Verified {v}.\n");
             }
             for iv in &cv.items {
-                let q = iv.item;
-                let status = iv.status;
-                let _ = writeln!(
-                    out,
-                    "- **{}** (#{}) <{}>: {}  \n  first seen {}, last seen {}",
-                    q.reason,
-                    q.id,
-                    shown(&q.url),
-                    md_escape(&crate::redact(&q.detail)),
-                    short_ts(&q.first_seen),
-                    short_ts(&q.last_seen)
-                );
-                if let Some(st) = status {
-                    if let Some(quote) = &st.citation.quote {
-                        let _ = writeln!(out, "  - quote: “{}”", md_escape(quote));
-                    }
-                    if let Some(found) = &st.found {
-                        let _ = writeln!(out, "  - page now says: “{}”", md_escape(found));
-                        if let (Some(quote), Verdict::Drifted) = (&st.citation.quote, st.verdict) {
-                            let _ = writeln!(
-                                out,
-                                "  - quote → page: {}",
-                                word_diff(&crate::evidence::normalise(quote), found)
-                            );
-                        }
-                    }
-                    if let Some(loc) = &st.location {
-                        let _ = writeln!(out, "  - found under: {}", md_escape(loc));
-                    }
-                    if let Some(link) = &st.link {
-                        let _ = writeln!(out, "  - live: <{}>", shown(link));
-                    }
-                    if let Some(r) = iv.review {
-                        if let Some(w) = &r.whereabouts {
-                            out.push_str(&whereabouts_md(w, st.verdict, "  "));
-                        }
-                        if let Some(c) = &r.changes {
-                            out.push_str(&changes_md(c, "  "));
-                        }
-                    }
-                    let _ = writeln!(
-                        out,
-                        "  - snapshots: baseline `{}` ({}), current `{}` ({})",
-                        short_hash(st.baseline.as_deref()),
-                        st.baseline_at.as_deref().map_or("none", short_ts),
-                        short_hash(st.snapshot.as_deref()),
-                        st.decided_at.as_deref().map_or("never", short_ts)
-                    );
-                }
+                out.push_str(&item_md(iv));
             }
             out.push('\n');
         }
@@ -568,6 +549,62 @@ pub fn report_md(s: &State<'_>) -> String {
             c.verdict,
             short_hash(c.baseline.as_deref()),
             short_hash(c.snapshot.as_deref())
+        );
+    }
+    out
+}
+
+/// One queue item as a Markdown list entry: reason, link, detail, quote, where it went, the
+/// change hunks and the snapshots. The report and GitHub issues use it alike.
+pub fn item_md(iv: &ItemView<'_, '_>) -> String {
+    let mut out = String::new();
+    let q = iv.item;
+    let status = iv.status;
+    let _ = writeln!(
+        out,
+        "- **{}** (#{}) <{}>: {}  \n  first seen {}, last seen {}",
+        q.reason,
+        q.id,
+        shown(&q.url),
+        md_escape(&crate::redact(&q.detail)),
+        short_ts(&q.first_seen),
+        short_ts(&q.last_seen)
+    );
+    if let Some(st) = status {
+        if let Some(quote) = &st.citation.quote {
+            let _ = writeln!(out, "  - quote: “{}”", md_escape(quote));
+        }
+        if let Some(found) = &st.found {
+            let _ = writeln!(out, "  - page now says: “{}”", md_escape(found));
+            if let (Some(quote), Verdict::Drifted) = (&st.citation.quote, st.verdict) {
+                let _ = writeln!(
+                    out,
+                    "  - quote → page: {}",
+                    word_diff(&crate::evidence::normalise(quote), found)
+                );
+            }
+        }
+        if let Some(loc) = &st.location {
+            let _ = writeln!(out, "  - found under: {}", md_escape(loc));
+        }
+        if let Some(link) = &st.link {
+            let _ = writeln!(out, "  - live: <{}>", shown(link));
+        }
+        if let Some(r) = iv.review {
+            if let Some(w) = &r.whereabouts {
+                out.push_str(&whereabouts_md(w, st.verdict, "  "));
+            }
+            if let Some(c) = &r.changes {
+                out.push_str(&changes_md(c, "  "));
+            }
+        }
+        let _ = writeln!(
+            out,
+            "  - snapshots: baseline `{}` ({}), current `{}` ({})",
+            short_hash(st.baseline.as_deref()),
+            st.baseline_at.as_deref().map_or("none", short_ts),
+            short_hash(st.snapshot.as_deref()),
+            st.decided_at.as_deref().map_or("never", short_ts)
         );
     }
     out

@@ -254,6 +254,28 @@ pub struct QueueItem {
     pub note: Option<String>,
 }
 
+/// An outbox row: id, event, item id, run id, created at, key, attempts so far.
+type OutboxRow = (i64, String, Option<i64>, Option<i64>, String, String, i64);
+
+/// One outbox event (a queue change or an abnormal run end) to deliver.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEvent {
+    /// Outbox row id.
+    pub id: i64,
+    /// `opened`, `reopened`, `closed`, `resolved`, `dismissed` or `run_failed`.
+    pub event: String,
+    /// Idempotency key, stable across retries.
+    pub key: String,
+    /// When the change happened.
+    pub created_at: String,
+    /// Delivery attempts to this target so far.
+    pub attempts: i64,
+    /// The queue item as it is now (item events).
+    pub item: Option<QueueItem>,
+    /// The run (`run_failed`).
+    pub run: Option<RunRecord>,
+}
+
 /// One run as recorded, with how far it got.
 #[derive(Debug, Clone, FromRow, PartialEq, Eq, Serialize)]
 pub struct RunRecord {
@@ -847,6 +869,186 @@ impl Store {
         .await
         .map_err(self.err())?
         .ok_or(StoreError::NoSuchItem(id))
+    }
+
+    /// Registers a notification target (idempotent) and returns the outbox id its history
+    /// starts after: events up to it are not sent, except openings of items still open.
+    pub async fn notify_target(&self, target: &str, now: DateTime<Utc>) -> Result<i64> {
+        let e = self.err();
+        sqlx::query(
+            "INSERT INTO notify_targets (target, first_seen, after_id)
+             VALUES ($1, $2, (SELECT COALESCE(MAX(id), 0) FROM outbox))
+             ON CONFLICT (target) DO NOTHING",
+        )
+        .bind(target)
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await
+        .map_err(&e)?;
+        let row: (i64,) = sqlx::query_as("SELECT after_id FROM notify_targets WHERE target = $1")
+            .bind(target)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(&e)?;
+        Ok(row.0)
+    }
+
+    /// Events `target` has not accepted yet, oldest first, at most `limit`, each with its queue
+    /// item (as it is now) or run.
+    pub async fn pending_events(&self, target: &str, limit: i64) -> Result<Vec<OutboxEvent>> {
+        let e = self.err();
+        let after = self.notify_target(target, Utc::now()).await?;
+        let rows: Vec<OutboxRow> =
+            sqlx::query_as(
+                "SELECT o.id, o.event, o.item_id, o.run_id, o.created_at, o.key, COALESCE(d.attempts, 0)
+                 FROM outbox o
+                 LEFT JOIN deliveries d ON d.outbox_id = o.id AND d.target = $1
+                 WHERE d.delivered_at IS NULL
+                   AND (o.id > $2
+                        OR (o.event IN ('opened', 'reopened')
+                            AND EXISTS (SELECT 1 FROM reverify_queue q WHERE q.id = o.item_id AND q.status = 'open')))
+                 ORDER BY o.id LIMIT $3",
+            )
+            .bind(target)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(&e)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, event, item_id, run_id, created_at, key, attempts) in rows {
+            let item = match item_id {
+                Some(i) => Some(self.queue_item(i).await?),
+                None => None,
+            };
+            let run = match run_id {
+                Some(r) => self.run_record(r).await?,
+                None => None,
+            };
+            out.push(OutboxEvent {
+                id,
+                event,
+                key,
+                created_at,
+                attempts,
+                item,
+                run,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Events recorded in the outbox.
+    pub async fn outbox_len(&self) -> Result<i64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM outbox")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(n)
+    }
+
+    /// Records that `target` accepted event `outbox_id`.
+    pub async fn mark_delivered(
+        &self,
+        outbox_id: i64,
+        target: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO deliveries (outbox_id, target, attempts, delivered_at, last_attempt_at)
+             VALUES ($1, $2, 1, $3, $3)
+             ON CONFLICT (outbox_id, target) DO UPDATE SET
+                attempts = attempts + 1, delivered_at = $3, last_attempt_at = $3, last_error = NULL",
+        )
+        .bind(outbox_id)
+        .bind(target)
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Records a failed attempt to deliver event `outbox_id` to `target` (it stays pending).
+    pub async fn mark_failed(
+        &self,
+        outbox_id: i64,
+        target: &str,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO deliveries (outbox_id, target, attempts, last_error, last_attempt_at)
+             VALUES ($1, $2, 1, $3, $4)
+             ON CONFLICT (outbox_id, target) DO UPDATE SET
+                attempts = attempts + 1, last_error = $3, last_attempt_at = $4",
+        )
+        .bind(outbox_id)
+        .bind(target)
+        .bind(error)
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Events not yet accepted by `target`, and the latest error it gave, if any.
+    pub async fn undelivered(&self, target: &str) -> Result<(i64, Option<String>)> {
+        let e = self.err();
+        let after: Option<(i64,)> =
+            sqlx::query_as("SELECT after_id FROM notify_targets WHERE target = $1")
+                .bind(target)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(&e)?;
+        let after = match after {
+            Some((a,)) => a,
+            // Never delivered to: what it would get is what is pending.
+            None => {
+                sqlx::query_as::<_, (i64,)>("SELECT COALESCE(MAX(id), 0) FROM outbox")
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(&e)?
+                    .0
+            }
+        };
+        let (count,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM outbox o
+             LEFT JOIN deliveries d ON d.outbox_id = o.id AND d.target = $1
+             WHERE d.delivered_at IS NULL
+               AND (o.id > $2
+                    OR (o.event IN ('opened', 'reopened')
+                        AND EXISTS (SELECT 1 FROM reverify_queue q WHERE q.id = o.item_id AND q.status = 'open')))",
+        )
+        .bind(target)
+        .bind(after)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(&e)?;
+        let error: Option<(Option<String>,)> = sqlx::query_as(
+            "SELECT last_error FROM deliveries WHERE target = $1 AND delivered_at IS NULL
+             ORDER BY last_attempt_at DESC LIMIT 1",
+        )
+        .bind(target)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(&e)?;
+        Ok((count, error.and_then(|e| e.0)))
+    }
+
+    /// One run as recorded, with how far it got.
+    pub async fn run_record(&self, id: i64) -> Result<Option<RunRecord>> {
+        sqlx::query_as(
+            "SELECT r.id, r.started_at, r.finished_at, r.status, r.ended, r.urls, r.citations,
+                    (SELECT COUNT(DISTINCT f.url) FROM fetches f WHERE f.run_id = r.id) AS urls_done,
+                    (SELECT COUNT(*) FROM verdicts v WHERE v.run_id = r.id) AS citations_judged
+             FROM runs r WHERE r.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.err())
     }
 
     /// What a queue item's latest sighting rests on: its fingerprint (e.g. `moved:<target>`)

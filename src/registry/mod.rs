@@ -155,6 +155,8 @@ pub struct Citation {
     pub selector: Option<String>,
     /// Fetch method.
     pub render: Render,
+    /// An archived copy of the evidence (`archived = "URL"`), used instead of an archive lookup.
+    pub archived: Option<String>,
     /// File the citation is written in (shared by the citations of one file).
     pub file: std::sync::Arc<std::path::Path>,
     /// Line of its `[[cells.x.sources]]` header.

@@ -76,6 +76,7 @@ struct RawSource {
     absent: Vec<Spanned<String>>,
     selector: Option<Spanned<String>>,
     render: Option<Spanned<String>>,
+    archived: Option<Spanned<String>>,
 }
 
 /// Deserializes one file, reporting a syntax or shape error at its line.
@@ -320,40 +321,14 @@ fn citation(
 ) -> Option<Citation> {
     let errors_before = rep.problems.len();
     let url_text = src.url.get_ref().clone();
-    let url_at = src.url.span().start;
-    let fetch_url = match Url::parse(&url_text) {
-        Err(e) => {
-            rep.error(
-                url_at,
-                format!("`cells.{dim}`: invalid URL `{url_text}`: {e}"),
-            );
-            None
+    let fetch_url = web_url(rep, dim, "URL", src.url.span().start, &url_text);
+    let archived = match src.archived {
+        Some(a) => {
+            let at = a.span().start;
+            let text = a.into_inner();
+            web_url(rep, dim, "archived URL", at, &text).map(|_| text)
         }
-        Ok(u) if !matches!(u.scheme(), "http" | "https") => {
-            rep.error(
-                url_at,
-                format!("`cells.{dim}`: URL `{url_text}` must be http or https"),
-            );
-            None
-        }
-        Ok(u) if !u.username().is_empty() || u.password().is_some() => {
-            rep.error(
-                url_at,
-                format!("`cells.{dim}`: URL `{url_text}` must not carry credentials"),
-            );
-            None
-        }
-        Ok(u) if u.host_str().is_none_or(str::is_empty) => {
-            rep.error(
-                url_at,
-                format!("`cells.{dim}`: URL `{url_text}` has no host"),
-            );
-            None
-        }
-        Ok(mut u) => {
-            u.set_fragment(None);
-            Some(u)
-        }
+        None => None,
     };
     let quote = match src.quote {
         Some(q) if q.get_ref().trim().is_empty() => {
@@ -431,9 +406,43 @@ fn citation(
         absent,
         selector,
         render,
+        archived,
         file: file.clone(),
         line: rep.line_of(at),
     })
+}
+
+/// Checks a URL written in the registry (a source's `url` or `archived`): it must parse, be http
+/// or https, carry no credentials and name a host. Returns it without its fragment (never sent).
+fn web_url(rep: &mut Reporter<'_>, dim: &str, what: &str, at: usize, text: &str) -> Option<Url> {
+    match Url::parse(text) {
+        Err(e) => {
+            rep.error(at, format!("`cells.{dim}`: invalid {what} `{text}`: {e}"));
+            None
+        }
+        Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+            rep.error(
+                at,
+                format!("`cells.{dim}`: {what} `{text}` must be http or https"),
+            );
+            None
+        }
+        Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+            rep.error(
+                at,
+                format!("`cells.{dim}`: {what} `{text}` must not carry credentials"),
+            );
+            None
+        }
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => {
+            rep.error(at, format!("`cells.{dim}`: {what} `{text}` has no host"));
+            None
+        }
+        Ok(mut u) => {
+            u.set_fragment(None);
+            Some(u)
+        }
+    }
 }
 
 fn date_of(dt: &toml::value::Datetime) -> Option<NaiveDate> {

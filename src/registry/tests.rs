@@ -493,3 +493,48 @@ fn bundled_registry_is_clean_and_complete() {
     assert_eq!(grade("mistral-azure", "art53_summary"), "no_evidence");
     assert_eq!(grade("mistral-azure", "iso_42001"), "partial");
 }
+
+#[test]
+fn archived_copy_is_read_and_linted_like_a_url() {
+    let archived = "https://web.archive.org/web/20260704000000/https://acme.example/trust";
+    let p = lint(
+        VOCAB,
+        &[(
+            OFF,
+            &with(
+                "selector = \"main\"",
+                &format!("selector = \"main\"\narchived = \"{archived}\""),
+            ),
+        )],
+    );
+    assert!(p.problems.is_empty(), "{:#?}", p.problems);
+    let reg = p.registry.as_ref().expect("registry");
+    let c = reg
+        .citations()
+        .find(|c| c.dimension == "soc2_type2" && c.quote.is_some())
+        .expect("citation");
+    assert_eq!(c.archived.as_deref(), Some(archived));
+
+    for (bad, says) in [
+        ("ftp://archive.example/x", "must be http or https"),
+        ("not a url", "invalid archived URL"),
+        (
+            "https://user:pw@archive.example/x",
+            "must not carry credentials",
+        ),
+    ] {
+        let p = lint(
+            VOCAB,
+            &[(
+                OFF,
+                &with(
+                    "selector = \"main\"",
+                    &format!("selector = \"main\"\narchived = \"{bad}\""),
+                ),
+            )],
+        );
+        let (_, line, msg) = only_error(&p);
+        assert_eq!(line, 18, "{msg}");
+        assert!(msg.contains(says) && msg.contains("archived"), "{msg}");
+    }
+}

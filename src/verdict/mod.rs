@@ -566,6 +566,7 @@ mod tests {
             absent: absent.iter().map(|s| s.to_string()).collect(),
             selector: None,
             render: Render::Http,
+            archived: None,
             file: std::sync::Arc::from(std::path::Path::new("x.toml")),
             line: 1,
         }

@@ -175,8 +175,19 @@ impl Env {
 
     /// Runs the real binary with this workspace's paths.
     pub fn cli(&self, args: &[&str]) -> Output {
-        std::process::Command::new(env!("CARGO_BIN_EXE_citewatch"))
-            .args(args)
+        self.cli_env(args, &[])
+    }
+
+    /// Runs the real binary with this workspace's paths and extra environment variables.
+    pub fn cli_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
+        self.command(args, vars).output().unwrap()
+    }
+
+    /// The real binary with this workspace's paths, not started yet.
+    pub fn command(&self, args: &[&str], vars: &[(&str, &str)]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_citewatch"));
+        cmd.envs(vars.iter().copied());
+        cmd.args(args)
             .arg("--registry")
             .arg(&self.registry)
             .arg("--db")
@@ -184,9 +195,8 @@ impl Env {
             .arg("--snapshots")
             .arg(&self.snapshots)
             .current_dir(self.dir.path())
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap()
+            .env("RUST_LOG", "warn");
+        cmd
     }
 }
 

@@ -9,6 +9,7 @@ mod fetch;
 mod gate;
 mod hostile;
 mod invariant;
+mod notify;
 mod ops;
 mod properties;
 mod publish;

@@ -148,6 +148,7 @@ fn citation(quote: Option<String>, absent: Vec<String>) -> Citation {
         absent,
         selector: None,
         render: Render::Http,
+        archived: None,
         file: std::sync::Arc::from(std::path::Path::new("o.toml")),
         line: 1,
     }

@@ -115,6 +115,7 @@ fn watch(url: &str, quote: Option<&str>) -> Citation {
         absent: vec![],
         selector: None,
         render: Render::Http,
+        archived: None,
         file: std::sync::Arc::from(std::path::Path::new("replay.toml")),
         line: 1,
     }
