@@ -833,6 +833,14 @@ async fn run_once_scoped(
         progress: progress.clone(),
     };
     let clock = opts.clock.clone();
+    // A target configured since the last run receives this run's events (its history starts
+    // here; earlier events are not replayed to it, except openings of items still open).
+    for t in &s.notify {
+        store
+            .notify_target(&t.id(), clock())
+            .await
+            .map_err(|e| Fail(Exit::Failed, e.to_string()))?;
+    }
     let summary = pipeline::run(registry, store, &snaps, &opts)
         .await
         .map_err(|e| Fail(Exit::Failed, e.to_string()))?;

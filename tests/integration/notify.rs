@@ -875,3 +875,35 @@ async fn github_rate_limits_stop_delivery_until_reset_without_failing_the_run() 
     );
     no_secrets(&env, &[&out, &check, &flush]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abnormal_run_end_is_an_event_too() {
+    let (site, env) = scenario().await;
+    let mut slow = Page::html(&"x".repeat(100));
+    slow.drip = Some(Duration::from_millis(100));
+    site.set("/c", slow);
+    let (hook_addr, hook) = start_hook(None).await;
+    config(
+        &env,
+        &format!("[[notify]]\nkind = \"webhook\"\nurl = \"http://{hook_addr}/hook\"\n"),
+    );
+    let out = env.cli(&["run", "--allow-private", "--deadline", "1"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let h = hook.lock().unwrap();
+    let failed: Vec<&Value> = h
+        .processed
+        .iter()
+        .filter(|e| e["event"] == "run_failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{:#?}", h.processed);
+    assert!(failed[0].get("item").is_none(), "no item for run_failed");
+    assert_eq!(failed[0]["run"]["status"], "failed");
+    assert!(
+        failed[0]["run"]["ended"]
+            .as_str()
+            .unwrap()
+            .contains("run deadline"),
+        "{}",
+        failed[0]
+    );
+}
