@@ -702,16 +702,7 @@ async fn dispatch(cli: Cli, clock: Clock) -> Result<Exit, Fail> {
             store.close().await;
             let done = done?;
             for d in &done {
-                println!(
-                    "{}: {} sent, {} waiting{}",
-                    d.target,
-                    d.sent,
-                    d.waiting,
-                    d.error
-                        .as_deref()
-                        .map(|e| format!(" (last error: {e})"))
-                        .unwrap_or_default()
-                );
+                println!("{d}");
             }
             Ok(Exit::Ok)
         }
@@ -855,16 +846,7 @@ async fn run_once_scoped(
         Ok(done) => {
             for d in done.iter().filter(|d| d.sent > 0 || d.waiting > 0) {
                 if !s.quiet || d.waiting > 0 {
-                    eprintln!(
-                        "notify {}: {} sent, {} waiting{}",
-                        d.target,
-                        d.sent,
-                        d.waiting,
-                        d.error
-                            .as_deref()
-                            .map(|e| format!(" (last error: {e})"))
-                            .unwrap_or_default()
-                    );
+                    eprintln!("notify {d}");
                 }
             }
         }

@@ -269,38 +269,29 @@ impl<'c> Sync<'c> {
             return Ok(());
         }
         let mut index = HashMap::new();
-        let mut next = Some(self.url(&format!(
+        let first = self.url(&format!(
             "repos/{}/issues?state=all&per_page=100&labels={}",
             self.repo,
             percent(&self.labels[0])
-        ))?);
-        let mut pages = 0;
-        while let Some(url) = next.take() {
-            pages += 1;
-            if pages > MAX_PAGES {
-                break;
+        ))?;
+        for issue in self.list(first).await? {
+            if issue.get("pull_request").is_some() {
+                continue;
             }
-            let (_, headers, body) = self.request(reqwest::Method::GET, url, None).await?;
-            for issue in body.as_array().map(Vec::as_slice).unwrap_or_default() {
-                if issue.get("pull_request").is_some() {
-                    continue;
-                }
-                let (Some(number), Some(text)) = (
-                    issue.get("number").and_then(Value::as_u64),
-                    issue.get("body").and_then(Value::as_str),
-                ) else {
-                    continue;
-                };
-                let open = issue.get("state").and_then(Value::as_str) == Some("open");
-                if let Some(marker) = marker_in(text) {
-                    // Several issues with one marker (edited by hand): the open one wins.
-                    let e = index.entry(marker).or_insert(Issue { number, open });
-                    if open && !e.open {
-                        *e = Issue { number, open };
-                    }
+            let (Some(number), Some(text)) = (
+                issue.get("number").and_then(Value::as_u64),
+                issue.get("body").and_then(Value::as_str),
+            ) else {
+                continue;
+            };
+            let open = issue.get("state").and_then(Value::as_str) == Some("open");
+            if let Some(marker) = marker_in(text) {
+                // Several issues with one marker (edited by hand): the open one wins.
+                let e = index.entry(marker).or_insert(Issue { number, open });
+                if open && !e.open {
+                    *e = Issue { number, open };
                 }
             }
-            next = next_link(&headers).and_then(|n| self.same_origin(&n));
         }
         self.index = Some(index);
         Ok(())
@@ -309,31 +300,17 @@ impl<'c> Sync<'c> {
     /// Writes a comment on issue `number` unless one carrying `key` exists already.
     async fn comment_once(&mut self, number: u64, key: &str, text: &str) -> Result<(), SendError> {
         let tag = format!("<!-- citewatch:event {key} -->");
-        let mut next = Some(self.url(&format!(
+        let first = self.url(&format!(
             "repos/{}/issues/{number}/comments?per_page=100",
             self.repo
-        ))?);
-        let mut pages = 0;
-        while let Some(url) = next.take() {
-            pages += 1;
-            if pages > MAX_PAGES {
-                break;
-            }
-            let (_, headers, body) = self.request(reqwest::Method::GET, url, None).await?;
-            let seen = body
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default()
-                .iter()
-                .any(|c| {
-                    c.get("body")
-                        .and_then(Value::as_str)
-                        .is_some_and(|b| b.contains(&tag))
-                });
-            if seen {
-                return Ok(());
-            }
-            next = next_link(&headers).and_then(|n| self.same_origin(&n));
+        ))?;
+        let seen = self.list(first).await?.iter().any(|c| {
+            c.get("body")
+                .and_then(Value::as_str)
+                .is_some_and(|b| b.contains(&tag))
+        });
+        if seen {
+            return Ok(());
         }
         let url = self.url(&format!("repos/{}/issues/{number}/comments", self.repo))?;
         self.request(
@@ -379,6 +356,26 @@ impl<'c> Sync<'c> {
         self.request(reqwest::Method::PATCH, url, Some(patch))
             .await?;
         Ok(())
+    }
+
+    /// Every element of a paginated list, following `Link: rel="next"` (at most
+    /// [`MAX_PAGES`] pages).
+    async fn list(&mut self, first: url::Url) -> Result<Vec<Value>, SendError> {
+        let mut all = Vec::new();
+        let mut next = Some(first);
+        let mut pages = 0;
+        while let Some(url) = next.take() {
+            pages += 1;
+            if pages > MAX_PAGES {
+                break;
+            }
+            let (_, headers, body) = self.request(reqwest::Method::GET, url, None).await?;
+            if let Value::Array(items) = body {
+                all.extend(items);
+            }
+            next = next_link(&headers).and_then(|n| self.same_origin(&n));
+        }
+        Ok(all)
     }
 
     fn url(&self, path: &str) -> Result<url::Url, SendError> {

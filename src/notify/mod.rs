@@ -193,6 +193,20 @@ pub struct Delivered {
     pub error: Option<String>,
 }
 
+impl std::fmt::Display for Delivered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} sent, {} waiting",
+            self.target, self.sent, self.waiting
+        )?;
+        match &self.error {
+            Some(e) => write!(f, " (last error: {e})"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Links readers can follow from a notification.
 #[derive(Debug, Clone, Default)]
 pub struct Links {
@@ -640,16 +654,19 @@ async fn send_webhook(
         if let Some(sig) = &signature {
             req = req.header(SIGNATURE_HEADER, sig);
         }
-        async move {
-            let resp = req.send().await.map_err(|e| SendError::transport(&e))?;
-            if resp.status().is_success() {
-                Ok(())
-            } else {
-                Err(SendError::status(&resp))
-            }
-        }
+        post(req)
     })
     .await
+}
+
+/// Sends one request; a 2xx answer is success.
+async fn post(req: reqwest::RequestBuilder) -> Result<(), SendError> {
+    let resp = req.send().await.map_err(|e| SendError::transport(&e))?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(SendError::status(&resp))
+    }
 }
 
 /// One line per event for the Slack message.
@@ -735,14 +752,7 @@ async fn send_slack(
             .post(url)
             .header("content-type", "application/json")
             .body(body.clone());
-        async move {
-            let resp = req.send().await.map_err(|e| SendError::transport(&e))?;
-            if resp.status().is_success() {
-                Ok(())
-            } else {
-                Err(SendError::status(&resp))
-            }
-        }
+        post(req)
     })
     .await
 }
