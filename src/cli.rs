@@ -822,6 +822,10 @@ async fn run_once_scoped(
         deadline: s.deadline,
         resume: !s.refetch,
         progress: progress.clone(),
+        archive: crate::archive::ArchiveSettings {
+            endpoint: s.archive_endpoint.clone(),
+            submit: s.archive_submit,
+        },
     };
     let clock = opts.clock.clone();
     // A target configured since the last run receives this run's events (its history starts

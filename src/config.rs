@@ -51,7 +51,7 @@ pub struct FileConfig {
 }
 
 /// The Internet Archive's Wayback Machine, the default `archive_endpoint`.
-pub const DEFAULT_ARCHIVE: &str = "https://archive.org";
+pub const DEFAULT_ARCHIVE: &str = "https://web.archive.org";
 
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -252,7 +252,9 @@ pub fn resolve(flags: FlagValues, file: FileConfig) -> Result<Settings, ConfigEr
         fetch: FetchConfig {
             rate,
             concurrency,
-            addresses: if flags.allow_private || file.allow_private.unwrap_or(false) {
+            addresses: if crate::fetch::guard::loopback_only_from_env() {
+                crate::fetch::guard::AddressPolicy::LoopbackOnly
+            } else if flags.allow_private || file.allow_private.unwrap_or(false) {
                 crate::fetch::guard::AddressPolicy::Any
             } else {
                 crate::fetch::guard::AddressPolicy::PublicOnly

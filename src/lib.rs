@@ -24,6 +24,7 @@
 //! - [`changes`]: which citations a git ref's registry did not have (for pull requests).
 //! - [`config`] and [`cli`]: flags, `citewatch.toml`, commands and exit codes.
 
+pub mod archive;
 pub mod changes;
 pub mod cli;
 pub mod config;

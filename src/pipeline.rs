@@ -50,7 +50,12 @@ pub struct RunOptions {
     pub resume: bool,
     /// A progress bar to advance per URL (interactive terminals only).
     pub progress: Option<indicatif::ProgressBar>,
+    /// Archived copies of lost evidence.
+    pub archive: crate::archive::ArchiveSettings,
 }
+
+/// Longest the archive stage of a run may take.
+pub const ARCHIVE_BUDGET: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Default run deadline: a nightly run that has not finished in four hours has a problem to
 /// report, not more to fetch.
@@ -81,6 +86,8 @@ pub struct RunSummary {
     pub deadline_hit: bool,
     /// When this run resumed an interrupted one: how many URLs that one had finished.
     pub resumed: Option<usize>,
+    /// Archived copies looked up and judged.
+    pub archive: crate::archive::FollowUp,
 }
 
 impl std::fmt::Display for RunSummary {
@@ -119,6 +126,30 @@ impl std::fmt::Display for RunSummary {
                 f,
                 "; run deadline reached, {} URLs not fetched",
                 self.unfinished
+            )?;
+        }
+        let a = &self.archive;
+        if a.judged > 0 || a.failed > 0 {
+            write!(
+                f,
+                "; archived copies: {} judged, evidence stands in {}",
+                a.judged, a.stands
+            )?;
+            if a.failed > 0 {
+                write!(
+                    f,
+                    ", {} lookup{} failed",
+                    a.failed,
+                    if a.failed == 1 { "" } else { "s" }
+                )?;
+            }
+        }
+        if a.submitted > 0 {
+            write!(
+                f,
+                "; {} capture{} requested",
+                a.submitted,
+                if a.submitted == 1 { "" } else { "s" }
             )?;
         }
         Ok(())
@@ -254,6 +285,22 @@ pub async fn run(
         );
         let _ = store.finish_run(run_id, (opts.clock)(), Some(&how)).await;
         return Err(e);
+    }
+    // Lost evidence in archived copies: after the fetches, within the run's deadline (and at
+    // most ten minutes); the archive failing never fails the run.
+    if !summary.deadline_hit {
+        let budget = deadline.min(tokio::time::Instant::now() + ARCHIVE_BUDGET);
+        summary.archive = crate::archive::follow_up(
+            registry,
+            &opts.scope,
+            store,
+            snapshots,
+            &fetcher,
+            &opts.archive,
+            &opts.clock,
+            budget,
+        )
+        .await?;
     }
     let (expired, delta) = sync_expiry(registry, store, &opts.scope, (opts.clock)()).await?;
     summary.expired = expired;
@@ -1009,5 +1056,6 @@ pub async fn load_state<'a>(
         now,
         last_run,
         notifications: Vec::new(),
+        archived: store.archived_evidence().await?,
     })
 }

@@ -323,7 +323,10 @@ pub fn build(
                     link,
                     verdict,
                     checked_at: decided,
-                    archived: c.archived.clone(),
+                    archived: c.archived.clone().or_else(|| {
+                        st.and_then(|st| state.archived.get(&st.key))
+                            .map(|a| a.url.clone())
+                    }),
                 });
                 if let Some(st) = st {
                     for q in state.open().filter(|q| q.citation_key == st.key) {

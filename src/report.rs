@@ -66,6 +66,8 @@ pub struct State<'a> {
     pub last_run: Option<LastRun>,
     /// Notification targets with events waiting (filled by `check`).
     pub notifications: Vec<Undelivered>,
+    /// Archived copies of lost evidence, by citation key.
+    pub archived: HashMap<String, crate::archive::ArchivedCopy>,
 }
 
 /// A notification target with events it has not accepted yet.
@@ -136,6 +138,8 @@ pub struct ItemView<'s, 'a> {
     pub status: Option<&'s CitationStatus<'a>>,
     /// Its review, when there is something to show.
     pub review: Option<&'s Review>,
+    /// The archived copy of its evidence, when one was found.
+    pub archived: Option<&'s crate::archive::ArchivedCopy>,
 }
 
 /// One cell with open items.
@@ -204,6 +208,7 @@ pub fn item_view<'s, 'a>(s: &'s State<'a>, q: &'s QueueItem) -> ItemView<'s, 'a>
         item: q,
         status: status_of(s, q),
         review: s.reviews.get(&q.citation_key),
+        archived: s.archived.get(&q.citation_key),
     }
 }
 
@@ -317,6 +322,9 @@ struct JsonQueue<'a> {
     closed_at: Option<&'a str>,
     closed_by: Option<&'a str>,
     note: Option<&'a str>,
+    /// SPEC §4: where an archived copy was found, its `url`, `captured` and `stands`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    archived: Option<&'a crate::archive::ArchivedCopy>,
 }
 
 #[derive(Serialize)]
@@ -380,6 +388,7 @@ pub fn write_check_json(s: &State<'_>, w: &mut impl std::io::Write) -> std::io::
             closed_at: q.closed_at.as_deref(),
             closed_by: q.closed_by.as_deref(),
             note: q.note.as_deref(),
+            archived: s.archived.get(&q.citation_key),
         })
         .collect();
     let open_items = s.open().count();
@@ -573,6 +582,14 @@ pub fn item_md(iv: &ItemView<'_, '_>) -> String {
     if let Some(st) = status {
         if let Some(quote) = &st.citation.quote {
             let _ = writeln!(out, "  - quote: “{}”", md_escape(quote));
+        }
+        if let Some(a) = iv.archived {
+            let _ = writeln!(
+                out,
+                "  - archived: {} <{}>",
+                md_escape(&a.describe(st.citation.quote.is_some())),
+                shown(&a.url)
+            );
         }
         if let Some(found) = &st.found {
             let _ = writeln!(out, "  - page now says: “{}”", md_escape(found));
@@ -1140,6 +1157,14 @@ pub fn item_text(v: &ItemView<'_, '_>, colour: bool) -> String {
         if let Some(quote) = &st.citation.quote {
             let _ = writeln!(out, "quote:       “{quote}”");
         }
+        if let Some(a) = v.archived {
+            let _ = writeln!(
+                out,
+                "archived:    {} ({})",
+                a.describe(st.citation.quote.is_some()),
+                shown(&a.url)
+            );
+        }
         if let Some(found) = &st.found {
             let _ = writeln!(out, "page now:    “{found}”");
         }
@@ -1460,6 +1485,14 @@ pub fn report_html(s: &State<'_>) -> String {
                             out,
                             "<tr><td>Quote</td><td><blockquote>{}</blockquote></td></tr>",
                             esc(quote)
+                        );
+                    }
+                    if let Some(a) = iv.archived {
+                        let _ = write!(
+                            out,
+                            "<tr><td>Archived</td><td><a href=\"{}\" rel=\"noreferrer noopener\">{}</a></td></tr>",
+                            esc_attr(&safe_href(&shown(&a.url))),
+                            esc(&a.describe(st.citation.quote.is_some()))
                         );
                     }
                     if let Some(found) = &st.found {

@@ -254,6 +254,23 @@ pub struct QueueItem {
     pub note: Option<String>,
 }
 
+/// One archive lookup as recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, FromRow)]
+pub struct ArchiveLookup {
+    /// When it was made.
+    pub looked_up_at: String,
+    /// The capture found, as people open it.
+    pub capture_url: Option<String>,
+    /// When that capture was made (RFC 3339).
+    pub captured: Option<String>,
+    /// Its original bytes.
+    pub snapshot_hash: Option<String>,
+    /// Their Content-Type.
+    pub content_type: Option<String>,
+    /// Why the lookup or the read failed.
+    pub error: Option<String>,
+}
+
 /// An outbox row: id, event, item id, run id, created at, key, attempts so far.
 type OutboxRow = (i64, String, Option<i64>, Option<i64>, String, String, i64);
 
@@ -944,6 +961,149 @@ impl Store {
             .await
             .map_err(self.err())?;
         Ok(n)
+    }
+
+    /// The archive lookup recorded for `url` and `not_after`, if any.
+    pub async fn archive_lookup(
+        &self,
+        url: &str,
+        not_after: &str,
+    ) -> Result<Option<ArchiveLookup>> {
+        sqlx::query_as(
+            "SELECT looked_up_at, capture_url, captured, snapshot_hash, content_type, error
+             FROM archive_lookups WHERE url = $1 AND not_after = $2",
+        )
+        .bind(url)
+        .bind(not_after)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.err())
+    }
+
+    /// Records an archive lookup (and the capture's bytes, already stored as a snapshot file).
+    pub async fn record_archive_lookup(
+        &self,
+        url: &str,
+        not_after: &str,
+        l: &ArchiveLookup,
+        size: Option<i64>,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let e = self.err();
+        if let (Some(hash), Some(size)) = (&l.snapshot_hash, size) {
+            sqlx::query(
+                "INSERT INTO snapshots (hash, size, content_type, first_seen) VALUES ($1, $2, $3, $4) ON CONFLICT(hash) DO NOTHING",
+            )
+            .bind(hash)
+            .bind(size)
+            .bind(&l.content_type)
+            .bind(&l.looked_up_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(&e)?;
+        }
+        sqlx::query(
+            "INSERT INTO archive_lookups (url, not_after, looked_up_at, capture_url, captured, snapshot_hash, content_type, error)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (url, not_after) DO UPDATE SET looked_up_at = $3, capture_url = $4, captured = $5,
+                snapshot_hash = $6, content_type = $7, error = $8",
+        )
+        .bind(url)
+        .bind(not_after)
+        .bind(&l.looked_up_at)
+        .bind(&l.capture_url)
+        .bind(&l.captured)
+        .bind(&l.snapshot_hash)
+        .bind(&l.content_type)
+        .bind(&l.error)
+        .execute(&mut *tx)
+        .await
+        .map_err(&e)?;
+        tx.commit().await.map_err(&e)?;
+        Ok(())
+    }
+
+    /// Records (or, with None, forgets) a citation's archived copy.
+    pub async fn set_archived_evidence(
+        &self,
+        citation_key: &str,
+        copy: Option<&crate::archive::ArchivedCopy>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let q = match copy {
+            Some(c) => sqlx::query(
+                "INSERT INTO archived_evidence (citation_key, url, captured, stands, checked_at)
+                 SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM citations WHERE key = $1)
+                 ON CONFLICT (citation_key) DO UPDATE SET url = $2, captured = $3, stands = $4, checked_at = $5",
+            )
+            .bind(citation_key)
+            .bind(&c.url)
+            .bind(&c.captured)
+            .bind(c.stands)
+            .bind(ts(now)),
+            None => sqlx::query("DELETE FROM archived_evidence WHERE citation_key = $1")
+                .bind(citation_key),
+        };
+        q.execute(&self.pool).await.map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Every citation's archived copy, by citation key.
+    pub async fn archived_evidence(
+        &self,
+    ) -> Result<std::collections::HashMap<String, crate::archive::ArchivedCopy>> {
+        let rows: Vec<(String, String, String, bool)> =
+            sqlx::query_as("SELECT citation_key, url, captured, stands FROM archived_evidence")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(self.err())?;
+        Ok(rows
+            .into_iter()
+            .map(|(k, url, captured, stands)| {
+                (
+                    k,
+                    crate::archive::ArchivedCopy {
+                        url,
+                        captured,
+                        stands,
+                    },
+                )
+            })
+            .collect())
+    }
+
+    /// Whether a capture request for `url` and `verified` was recorded.
+    pub async fn archive_submitted(&self, url: &str, verified: &str) -> Result<bool> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT 1 FROM archive_submissions WHERE url = $1 AND verified = $2")
+                .bind(url)
+                .bind(verified)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(self.err())?;
+        Ok(row.is_some())
+    }
+
+    /// Records a capture request's outcome.
+    pub async fn record_archive_submission(
+        &self,
+        url: &str,
+        verified: &str,
+        outcome: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO archive_submissions (url, verified, submitted_at, outcome) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (url, verified) DO UPDATE SET submitted_at = $3, outcome = $4",
+        )
+        .bind(url)
+        .bind(verified)
+        .bind(ts(now))
+        .bind(outcome)
+        .execute(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok(())
     }
 
     /// Records that `target` accepted event `outbox_id`.

@@ -99,6 +99,24 @@ pub enum AddressPolicy {
     LoopbackOnly,
 }
 
+/// The environment variable that confines every request of the process to loopback
+/// (`CITEWATCH_LOOPBACK_ONLY=1`): the test suite sets it on every command it runs, so that even
+/// a wrong test or a wrong default (an archive endpoint, a notification target) cannot send a
+/// request, or a DNS query, beyond this machine. Also useful for a sandboxed trial run.
+pub const LOOPBACK_ONLY_VAR: &str = "CITEWATCH_LOOPBACK_ONLY";
+
+/// Whether [`LOOPBACK_ONLY_VAR`] is set to a true value.
+pub fn loopback_only_from_env() -> bool {
+    std::env::var(LOOPBACK_ONLY_VAR).is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes"))
+}
+
+/// Whether a host name may be resolved under `policy`: in loopback-only mode only `localhost`
+/// names are, so not even a DNS query leaves the machine.
+pub fn may_resolve(host: &str, policy: AddressPolicy) -> bool {
+    let h = host.trim_end_matches('.').to_ascii_lowercase();
+    policy != AddressPolicy::LoopbackOnly || h == "localhost" || h.ends_with(".localhost")
+}
+
 /// Checks one address against the policy.
 pub fn check_ip(ip: IpAddr, policy: AddressPolicy) -> Result<(), Refused> {
     let range = non_public_range(ip);
@@ -146,6 +164,13 @@ impl Resolve for GuardedResolver {
         let policy = self.policy;
         Box::pin(async move {
             let host = name.as_str().to_string();
+            if !may_resolve(&host, policy) {
+                return Err(Box::new(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("{host}: not resolved in loopback-only mode"),
+                ))
+                    as Box<dyn std::error::Error + Send + Sync>);
+            }
             let addrs: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut refused = None;
@@ -173,6 +198,15 @@ mod tests {
 
     fn blocked(s: &str) -> bool {
         non_public_range(s.parse().unwrap()).is_some()
+    }
+
+    #[test]
+    fn loopback_only_mode_resolves_only_localhost() {
+        assert!(may_resolve("localhost", AddressPolicy::LoopbackOnly));
+        assert!(may_resolve("a.localhost.", AddressPolicy::LoopbackOnly));
+        assert!(!may_resolve("web.archive.org", AddressPolicy::LoopbackOnly));
+        assert!(may_resolve("web.archive.org", AddressPolicy::PublicOnly));
+        assert!(may_resolve("web.archive.org", AddressPolicy::Any));
     }
 
     #[test]

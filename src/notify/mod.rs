@@ -247,6 +247,9 @@ pub struct ItemDetail {
     pub checked_at: Option<String>,
     /// The live page with a text fragment at the quote, when it was found.
     pub link: Option<String>,
+    /// The archived copy of the evidence, when one was found (SPEC §4 `archived`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archived: Option<crate::archive::ArchivedCopy>,
     /// The item as the report shows it (Markdown: quote, where it went, change hunks).
     #[serde(skip)]
     pub markdown: String,
@@ -272,6 +275,7 @@ pub fn detail(state: Option<&State<'_>>, item: &QueueItem) -> ItemDetail {
         verdict: view.status.map(|st| st.verdict.to_string()),
         checked_at: view.status.and_then(|st| st.decided_at.clone()),
         link: view.status.and_then(|st| st.link.clone()),
+        archived: view.archived.cloned(),
         markdown: crate::report::item_md(&view),
     }
 }
@@ -492,7 +496,13 @@ where
 /// The HTTP client for notifications: our User-Agent, no redirects (a target that redirects
 /// is misconfigured, and a redirect must not carry a token elsewhere), bounded time.
 pub(crate) fn client(user_agent: &str) -> Option<reqwest::Client> {
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    if crate::fetch::guard::loopback_only_from_env() {
+        builder = builder.dns_resolver(crate::fetch::guard::GuardedResolver::new(
+            crate::fetch::guard::AddressPolicy::LoopbackOnly,
+        ));
+    }
+    builder
         .timeout(Duration::from_secs(20))
         .connect_timeout(Duration::from_secs(10))
         .user_agent(user_agent)
@@ -526,12 +536,30 @@ pub async fn deliver(
     let Some(client) = client(user_agent) else {
         return Ok(out);
     };
+    let loopback_only = crate::fetch::guard::loopback_only_from_env();
     for t in targets {
         let id = t.id();
         let mut done = Delivered {
             target: t.name(),
             ..Delivered::default()
         };
+        let here = t
+            .url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok())
+            .is_some_and(|u| {
+                crate::fetch::guard::check_host(
+                    &u,
+                    crate::fetch::guard::AddressPolicy::LoopbackOnly,
+                )
+                .is_ok()
+            });
+        if loopback_only && !here {
+            done.error = Some("not loopback, refused in loopback-only mode".into());
+            done.waiting = store.undelivered(&id).await?.0 as usize;
+            out.push(done);
+            continue;
+        }
         let started = Instant::now();
         let events = store.pending_events(&id, BATCH).await?;
         match t.kind {

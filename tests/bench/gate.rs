@@ -20,6 +20,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 fn measure(args: &[&str]) -> (i32, f64, f64) {
     let started = Instant::now();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_citewatch"))
+        .env("CITEWATCH_LOOPBACK_ONLY", "1")
         .args(args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

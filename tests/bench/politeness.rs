@@ -98,6 +98,7 @@ fn main() {
             deadline: pipeline::DEFAULT_RUN_DEADLINE,
             resume: true,
             progress: None,
+            archive: Default::default(),
         };
         let started = Instant::now();
         let summary = pipeline::run(&registry, &store, &snaps, &opts).await.unwrap();

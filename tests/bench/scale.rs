@@ -103,6 +103,7 @@ fn main() {
         println!("registry: {n} citations, {offerings} offerings, {urls} URLs over {hosts} hosts; rate {rate}/s per host");
         let started = Instant::now();
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_citewatch"))
+        .env("CITEWATCH_LOOPBACK_ONLY", "1")
             .args(["run", "--allow-private", "--rate", &rate.to_string(), "--concurrency", "64", "--registry"])
             .arg(&reg)
             .arg("--db")

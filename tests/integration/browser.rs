@@ -266,6 +266,7 @@ async fn without_chromium_a_browser_source_is_blocked_and_the_rest_runs() {
         ),
     )]);
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_citewatch"))
+        .env("CITEWATCH_LOOPBACK_ONLY", "1")
         .args([
             "check",
             "--fetch",

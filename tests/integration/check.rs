@@ -49,6 +49,7 @@ async fn check_exit_codes_and_json_fields() {
     site.set("/p", Page::html("<p>Reports on request.</p>"));
     // Flags are accepted before the command too.
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_citewatch"))
+        .env("CITEWATCH_LOOPBACK_ONLY", "1")
         .arg("--registry")
         .arg(&env.registry)
         .arg("--db")
@@ -130,6 +131,7 @@ async fn check_exit_codes_and_json_fields() {
 
     // A database that cannot be opened: exit 3.
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_citewatch"))
+        .env("CITEWATCH_LOOPBACK_ONLY", "1")
         .arg("--registry")
         .arg(&env.registry)
         .args(["--db", "/nonexistent-dir/x/citewatch.db", "check"])

@@ -155,6 +155,7 @@ impl Env {
             deadline: pipeline::DEFAULT_RUN_DEADLINE,
             resume: true,
             progress: None,
+            archive: Default::default(),
         }
     }
 
@@ -186,6 +187,8 @@ impl Env {
     /// The real binary with this workspace's paths, not started yet.
     pub fn command(&self, args: &[&str], vars: &[(&str, &str)]) -> std::process::Command {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_citewatch"));
+        // Loopback only, whatever the test or a default says.
+        cmd.env("CITEWATCH_LOOPBACK_ONLY", "1");
         cmd.envs(vars.iter().copied());
         cmd.args(args)
             .arg("--registry")

@@ -83,6 +83,7 @@ async fn github_annotations_point_at_the_citation_line() {
     let env = stale_env(&site).await;
     let summary = env.dir.path().join("summary.md");
     let o = Command::new(env!("CARGO_BIN_EXE_citewatch"))
+        .env("CITEWATCH_LOOPBACK_ONLY", "1")
         .args(["check", "--format", "github", "--registry"])
         .arg(&env.registry)
         .arg("--db")

@@ -1,6 +1,7 @@
 //! Integration tests: real HTTP servers on 127.0.0.1 (port 0), the real pipeline and binary.
 //! Nothing here sends a packet beyond loopback.
 
+mod archive;
 mod browser;
 mod check;
 mod chrome;

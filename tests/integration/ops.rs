@@ -9,6 +9,7 @@ use crate::site::{Page, Site};
 
 fn spawn(env: &Env, args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_citewatch"))
+        .env("CITEWATCH_LOOPBACK_ONLY", "1")
         .args(args)
         .arg("--registry")
         .arg(&env.registry)
@@ -83,6 +84,22 @@ async fn the_daemon_runs_on_schedule_holds_the_lock_and_stops_on_sigterm() {
     // A second writer is refused while the daemon lives.
     let o = env.cli(&["run", "--allow-private"]);
     assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    // Stop it once a run has finished (a SIGTERM during a run abandons that run).
+    let store = env.store().await;
+    let start = Instant::now();
+    loop {
+        let (finished,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM runs WHERE status = 'finished'")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        if finished > 0 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "no run finished");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    store.close().await;
     signal(&daemon, "-TERM");
     let status = wait_with_timeout(&mut daemon, Duration::from_secs(10));
     assert_eq!(status.code(), Some(0));
@@ -295,6 +312,7 @@ async fn secrets_in_url_query_strings_stay_out_of_logs_and_reports() {
         ),
     )]);
     let o = Command::new(env!("CARGO_BIN_EXE_citewatch"))
+        .env("CITEWATCH_LOOPBACK_ONLY", "1")
         .args(["run", "--allow-private", "--registry"])
         .arg(&env.registry)
         .arg("--db")
