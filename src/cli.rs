@@ -110,6 +110,29 @@ enum Command {
     /// Deliver pending notifications to the `[[notify]]` targets now (`run` and `daemon` also
     /// deliver after each run)
     Notify,
+    /// Export the recorded fetches
+    #[command(subcommand)]
+    Export(ExportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ExportCommand {
+    /// The recorded fetches as WARC 1.1 (gzip per record): request and response records,
+    /// redirect hops, 304s as revisits, browser renders with their DOM as a conversion
+    Warc(WarcArgs),
+}
+
+#[derive(Debug, Args)]
+struct WarcArgs {
+    /// The file to write (e.g. evidence.warc.gz)
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Only fetches on or after this date (YYYY-MM-DD) or time (RFC 3339)
+    #[arg(long, value_name = "DATE")]
+    since: Option<String>,
+    /// Only the sources cited by this offering
+    #[arg(long, value_name = "OFFERING_ID")]
+    only: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -676,6 +699,7 @@ async fn dispatch(cli: Cli, clock: Clock) -> Result<Exit, Fail> {
             store.close().await;
             Ok(Exit::Ok)
         }
+        Command::Export(ExportCommand::Warc(args)) => export_warc(args, &cli.global, clock).await,
         Command::Notify => {
             let s = settings(&cli.global, None)?;
             // One deliverer at a time: a run delivers too, and holds this lock.
@@ -714,6 +738,119 @@ async fn dispatch(cli: Cli, clock: Clock) -> Result<Exit, Fail> {
             r
         }
     }
+}
+
+/// `export warc`: streams the recorded fetches into a WARC file, written atomically.
+async fn export_warc(args: &WarcArgs, global: &GlobalArgs, clock: Clock) -> Result<Exit, Fail> {
+    let s = settings(global, None)?;
+    let since = match &args.since {
+        None => None,
+        Some(d) => {
+            let t = if let Ok(day) = chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d") {
+                day.and_hms_opt(0, 0, 0).map(|t| t.and_utc())
+            } else {
+                chrono::DateTime::parse_from_rfc3339(d)
+                    .ok()
+                    .map(|t| t.with_timezone(&chrono::Utc))
+            };
+            let Some(t) = t else {
+                return Err(Fail(
+                    Exit::Usage,
+                    format!("--since `{d}`: give a date (YYYY-MM-DD) or an RFC 3339 time"),
+                ));
+            };
+            Some(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        }
+    };
+    let mut registry_name = String::from("citewatch");
+    let urls = match &args.only {
+        None => {
+            if let Ok(p) = registry::load(&s.registry)
+                && let Some(r) = p.registry
+            {
+                registry_name = r.name;
+            }
+            None
+        }
+        Some(id) => {
+            let registry = load_registry(&s, true)?;
+            let Some(offering) = registry.offering(id) else {
+                return Err(Fail(
+                    Exit::Usage,
+                    format!("--only: no offering `{id}` in {}", s.registry.display()),
+                ));
+            };
+            let urls = offering
+                .cells
+                .iter()
+                .flat_map(|c| &c.citations)
+                .map(|c| match c.render {
+                    registry::Render::Http => c.fetch_url.to_string(),
+                    registry::Render::Browser => format!("browser:{}", c.fetch_url),
+                })
+                .collect();
+            registry_name = registry.name.clone();
+            Some(urls)
+        }
+    };
+    if !s.db.exists() {
+        return Err(Fail(
+            Exit::Usage,
+            format!(
+                "{}: no database (run `citewatch run` first)",
+                s.db.display()
+            ),
+        ));
+    }
+    let store = open_store(&s).await?;
+    let snaps = SnapshotStore::new(&s.snapshots);
+    let dir = args
+        .out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let io = |e: std::io::Error| Fail(Exit::Failed, format!("{}: {e}", args.out.display()));
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    let filename = args
+        .out
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let filter = crate::warc::Filter { since, urls };
+    let written = crate::warc::export(
+        &store,
+        &snaps,
+        &filter,
+        &registry_name,
+        &filename,
+        clock(),
+        std::io::BufWriter::new(tmp.as_file()),
+    )
+    .await;
+    store.close().await;
+    let done = written.map_err(|e| match e {
+        crate::warc::ExportError::Store(e) => Fail(Exit::Failed, e.to_string()),
+        crate::warc::ExportError::Io(e) => io(e),
+    })?;
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(&args.out).map_err(|e| io(e.error))?;
+    if !s.quiet {
+        eprintln!(
+            "wrote {} records ({} fetches) to {}{}",
+            done.records,
+            done.fetches,
+            args.out.display(),
+            if done.missing_bodies > 0 {
+                format!(
+                    "; {} fetches left out: their snapshot files are gone",
+                    done.missing_bodies
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(Exit::Ok)
 }
 
 /// Completes on SIGTERM or SIGINT.

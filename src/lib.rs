@@ -41,6 +41,7 @@ pub mod review;
 pub mod snapshot;
 pub mod store;
 pub mod verdict;
+pub mod warc;
 pub mod worker;
 
 /// Removes credentials and query strings from every URL in `text`, so logs and reports never

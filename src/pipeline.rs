@@ -619,6 +619,13 @@ impl Ctx<'_> {
         }
         let now = (self.opts.clock)();
         let elapsed_ms = started.elapsed().as_millis() as i64;
+        let exchanges = match &outcome {
+            FetchOutcome::Fetched(f) => Some(&f.exchanges),
+            FetchOutcome::NotModified { exchanges, .. } => Some(exchanges),
+            FetchOutcome::Failed { .. } => None,
+        }
+        .filter(|x| !x.is_empty())
+        .and_then(|x| serde_json::to_string(x).ok());
         let redirects = fetch::describe_chain(outcome.redirects());
         let moved_to = fetch::permanent_target(outcome.redirects()).map(str::to_string);
         // The raw document beside a browser-rendered DOM.
@@ -829,6 +836,7 @@ impl Ctx<'_> {
             elapsed_ms,
             verdicts,
             raw_snapshot,
+            exchanges,
         };
         out.queue += self.store.record_fetch(&rec).await?;
         tracing::info!(url = %crate::redact(url), elapsed_ms, "fetched");

@@ -190,6 +190,8 @@ pub struct FetchRecord {
     pub verdicts: Vec<VerdictRecord>,
     /// For a browser render: the document as the server sent it.
     pub raw_snapshot: Option<SnapshotRow>,
+    /// The HTTP exchanges (JSON), for the WARC export.
+    pub exchanges: Option<String>,
 }
 
 /// The age policy's decision for one citation.
@@ -252,6 +254,31 @@ pub struct QueueItem {
     pub closed_by: Option<String>,
     /// Their note.
     pub note: Option<String>,
+}
+
+/// A fetch as the WARC export reads it.
+#[derive(Debug, Clone, FromRow)]
+pub struct ExportedFetch {
+    /// Row id.
+    pub id: i64,
+    /// The URL (a browser render's is prefixed `browser:`).
+    pub url: String,
+    /// When (RFC 3339).
+    pub fetched_at: String,
+    /// `fetched` or `not_modified`.
+    pub outcome: String,
+    /// HTTP status.
+    pub status: Option<i64>,
+    /// Content-Type.
+    pub content_type: Option<String>,
+    /// Where redirects ended.
+    pub final_url: Option<String>,
+    /// The body (for a render: the DOM).
+    pub snapshot_hash: Option<String>,
+    /// For a render: the server's document.
+    pub raw_snapshot_hash: Option<String>,
+    /// The exchanges (JSON).
+    pub exchanges: Option<String>,
 }
 
 /// One archive lookup as recorded.
@@ -593,8 +620,8 @@ impl Store {
             ),
         };
         let fetch_id: (i64,) = sqlx::query_as(
-            "INSERT INTO fetches (run_id, url, fetched_at, outcome, status, failure_class, detail, final_url, redirects, snapshot_hash, content_type, etag, last_modified, elapsed_ms, raw_snapshot_hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
+            "INSERT INTO fetches (run_id, url, fetched_at, outcome, status, failure_class, detail, final_url, redirects, snapshot_hash, content_type, etag, last_modified, elapsed_ms, raw_snapshot_hash, exchanges)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
         )
         .bind(rec.run_id)
         .bind(&rec.url)
@@ -611,6 +638,7 @@ impl Store {
         .bind(&lm)
         .bind(rec.elapsed_ms)
         .bind(rec.raw_snapshot.as_ref().map(|r| r.hash.clone()))
+        .bind(&rec.exchanges)
         .fetch_one(&mut *tx)
         .await
         .map_err(&e)?;
@@ -1104,6 +1132,49 @@ impl Store {
         .await
         .map_err(self.err())?;
         Ok(())
+    }
+
+    /// This database's identity (random, made when it was created).
+    pub async fn instance_id(&self) -> Result<String> {
+        let (v,): (String,) = sqlx::query_as("SELECT v FROM meta WHERE k = 'instance'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(self.err())?;
+        Ok(v)
+    }
+
+    /// Fetches that brought or re-used a body, after fetch id `after`, oldest first.
+    pub async fn fetches_for_export(
+        &self,
+        after: i64,
+        since: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ExportedFetch>> {
+        sqlx::query_as(
+            "SELECT id, url, fetched_at, outcome, status, content_type, final_url, snapshot_hash, raw_snapshot_hash, exchanges
+             FROM fetches
+             WHERE id > $1 AND outcome IN ('fetched', 'not_modified') AND ($2 IS NULL OR fetched_at >= $2)
+             ORDER BY id LIMIT $3",
+        )
+        .bind(after)
+        .bind(since)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err())
+    }
+
+    /// The fetch that first brought a body: its final URL and time.
+    pub async fn first_capture(&self, hash: &str) -> Result<Option<(String, String)>> {
+        sqlx::query_as(
+            "SELECT COALESCE(final_url, url), fetched_at FROM fetches
+             WHERE outcome = 'fetched' AND (snapshot_hash = $1 OR raw_snapshot_hash = $1)
+             ORDER BY id LIMIT 1",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.err())
     }
 
     /// Records that `target` accepted event `outbox_id`.

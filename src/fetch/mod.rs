@@ -124,6 +124,75 @@ pub fn permanent_target(hops: &[Hop]) -> Option<&str> {
         .map(|h| h.to.as_str())
 }
 
+/// One HTTP exchange as it went over the wire, for the record (WARC export): the request as
+/// citewatch sent it and the response's status line and headers as received (reqwest removes
+/// `Content-Encoding` and `Content-Length` when it decodes a compressed body; the body kept is
+/// the decoded one).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Exchange {
+    /// The URL requested.
+    pub url: String,
+    /// Request line and headers, CRLF-separated, ending with an empty line.
+    pub request: String,
+    /// Status line and headers, CRLF-separated, ending with an empty line.
+    pub response: String,
+    /// HTTP status.
+    pub status: u16,
+    /// The response head was not seen but reconstructed (a browser render's document).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reconstructed: bool,
+}
+
+/// A request's head as citewatch sends it (reqwest adds `Accept-Encoding` itself; it is
+/// written here as reqwest sends it).
+fn request_head(url: &Url, user_agent: &str, headers: &reqwest::header::HeaderMap) -> String {
+    let mut target = url.path().to_string();
+    if let Some(q) = url.query() {
+        target.push('?');
+        target.push_str(q);
+    }
+    let host = match url.port() {
+        Some(p) => format!("{}:{p}", url.host_str().unwrap_or("")),
+        None => url.host_str().unwrap_or("").to_string(),
+    };
+    let mut head = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {user_agent}\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!(
+            "{}: {}\r\n",
+            name.as_str(),
+            String::from_utf8_lossy(value.as_bytes())
+        ));
+    }
+    head.push_str("Accept-Encoding: gzip, br, deflate\r\n\r\n");
+    head
+}
+
+/// A response's status line and headers as received.
+fn response_head(resp: &reqwest::Response) -> String {
+    // HTTP/2 and /3 have no status line; they are written as HTTP/1.1, as web archives do, so
+    // that replay tools read them.
+    let version = match resp.version() {
+        reqwest::Version::HTTP_09 => "HTTP/0.9",
+        reqwest::Version::HTTP_10 => "HTTP/1.0",
+        _ => "HTTP/1.1",
+    };
+    let status = resp.status();
+    let mut head = format!(
+        "{version} {} {}\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    for (name, value) in resp.headers() {
+        head.push_str(&format!(
+            "{}: {}\r\n",
+            name.as_str(),
+            String::from_utf8_lossy(value.as_bytes())
+        ));
+    }
+    head.push_str("\r\n");
+    head
+}
+
 /// What became of one fetch.
 #[derive(Debug, Clone)]
 pub enum FetchOutcome {
@@ -135,6 +204,8 @@ pub enum FetchOutcome {
         final_url: Url,
         /// Redirects on the way.
         redirects: Vec<Hop>,
+        /// The exchanges: each redirect hop, then the 304.
+        exchanges: Vec<Exchange>,
     },
     /// The fetch failed.
     Failed {
@@ -177,6 +248,8 @@ pub struct Fetched {
     pub raw_body: Option<Vec<u8>>,
     /// Redirects on the way.
     pub redirects: Vec<Hop>,
+    /// The exchanges: each redirect hop, then the response whose body this is.
+    pub exchanges: Vec<Exchange>,
 }
 
 /// Per-host pacing.
@@ -328,6 +401,8 @@ pub const MAX_CRAWL_DELAY: Duration = Duration::from_secs(30);
 /// the body has been read).
 struct Sent<'a> {
     resp: reqwest::Response,
+    /// The request's head, for the record.
+    request: String,
     _host: tokio::sync::OwnedSemaphorePermit,
     _global: tokio::sync::SemaphorePermit<'a>,
 }
@@ -442,6 +517,7 @@ impl Fetcher {
     ) -> (FetchOutcome, Option<Duration>) {
         let mut current = url.clone();
         let mut hops: Vec<Hop> = Vec::new();
+        let mut exchanges: Vec<Exchange> = Vec::new();
         loop {
             if let Err(refused) = guard::check_host(&current, self.cfg.addresses) {
                 return (
@@ -483,10 +559,18 @@ impl Fetcher {
             };
             let Sent {
                 resp,
+                request,
                 _host: _host_permit,
                 _global: _global_permit,
             } = sent;
             let status = resp.status();
+            exchanges.push(Exchange {
+                url: current.to_string(),
+                request,
+                response: response_head(&resp),
+                status: status.as_u16(),
+                reconstructed: false,
+            });
             if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
                 // Browsers read a Location header as UTF-8; the URL parser percent-encodes it.
                 let location = resp
@@ -563,6 +647,7 @@ impl Fetcher {
                     FetchOutcome::NotModified {
                         final_url: current,
                         redirects: hops,
+                        exchanges,
                     },
                     None,
                 );
@@ -603,6 +688,7 @@ impl Fetcher {
                         body,
                         raw_body: None,
                         redirects: hops,
+                        exchanges,
                     }),
                     None,
                 ),
@@ -691,6 +777,18 @@ impl Fetcher {
                     body: page.html.into_bytes(),
                     raw_body: page.raw,
                     redirects: vec![],
+                    // The browser fetched the document itself: its head is not seen here.
+                    exchanges: vec![Exchange {
+                        url: url.to_string(),
+                        request: request_head(
+                            url,
+                            &self.cfg.user_agent,
+                            &reqwest::header::HeaderMap::new(),
+                        ),
+                        response: "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n".into(),
+                        status: 200,
+                        reconstructed: true,
+                    }],
                 })
             }
             Err(e) => failed(FailureClass::Transient, e.to_string()),
@@ -737,9 +835,15 @@ impl Fetcher {
                 req = req.header(header::IF_MODIFIED_SINCE, lm);
             }
         }
+        let request = req
+            .try_clone()
+            .and_then(|r| r.build().ok())
+            .map(|r| request_head(url, &self.cfg.user_agent, r.headers()))
+            .unwrap_or_default();
         let resp = req.send().await.map_err(|e| classify_error(&e))?;
         self.pacer.after_request(&host);
         Ok(Sent {
+            request,
             resp,
             _host: host_permit,
             _global: global,

@@ -20,3 +20,4 @@ mod review;
 mod robots_conformance;
 mod run;
 mod site;
+mod warc;
