@@ -833,6 +833,7 @@ async fn export_warc(args: &WarcArgs, global: &GlobalArgs, clock: Clock) -> Resu
         crate::warc::ExportError::Io(e) => io(e),
     })?;
     tmp.as_file().sync_all().map_err(io)?;
+    keep_permissions(tmp.as_file(), &args.out).map_err(io)?;
     tmp.persist(&args.out).map_err(|e| io(e.error))?;
     if !s.quiet {
         eprintln!(
@@ -1266,6 +1267,26 @@ fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
         .unwrap_or(std::path::Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(bytes)?;
+    keep_permissions(tmp.as_file(), path)?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// Gives a temporary file the permissions of the file it will replace (a registry file keeps
+/// its mode), or the usual 0644 for a new file, instead of the temporary file's 0600.
+fn keep_permissions(tmp: &std::fs::File, path: &std::path::Path) -> std::io::Result<()> {
+    let perms = match std::fs::metadata(path) {
+        Ok(m) => m.permissions(),
+        Err(_) => {
+            #[cfg(unix)]
+            {
+                std::os::unix::fs::PermissionsExt::from_mode(0o644)
+            }
+            #[cfg(not(unix))]
+            {
+                return Ok(());
+            }
+        }
+    };
+    tmp.set_permissions(perms)
 }

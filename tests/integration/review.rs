@@ -316,7 +316,10 @@ async fn queue_accept_round_trip_keeps_the_file_and_refuses_what_is_not_obvious(
     assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
     assert!(items(&env).iter().any(|(id, _)| id.to_string() == drifted));
 
-    // The drifted quote becomes the page's wording; only its line and `verified` change.
+    // The drifted quote becomes the page's wording; only its line and `verified` change, and
+    // the file keeps its mode.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
     let o = env.cli(&[
         "queue",
         "accept",
@@ -325,6 +328,8 @@ async fn queue_accept_round_trip_keeps_the_file_and_refuses_what_is_not_obvious(
         "Type 2 is the same report",
     ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640, "the registry file keeps its permissions");
     let after = std::fs::read_to_string(&file).unwrap();
     let today = chrono::Utc::now().date_naive();
     assert_eq!(
