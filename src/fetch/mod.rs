@@ -8,6 +8,7 @@
 
 pub mod browser;
 pub mod guard;
+pub mod proxy;
 pub mod robots;
 
 use std::collections::HashMap;
@@ -363,6 +364,42 @@ impl HostPacer {
         if *e < t {
             *e = t;
         }
+    }
+}
+
+/// The browser's requests go through the same politeness as plain fetches: the origin's
+/// robots.txt (fetched once per run) and the host's pace (`--rate`, `Crawl-delay`,
+/// `Retry-After`).
+impl browser::Gate for Fetcher {
+    fn admit<'a>(
+        &'a self,
+        url: &'a Url,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(async move {
+            match self.robots_for(url).await {
+                RobotsRules::Rules(r) if !r.allowed(&self.agent, url.as_str()) => {
+                    return Err(format!(
+                        "robots.txt of {} disallows it for {}",
+                        origin(url),
+                        self.agent
+                    ));
+                }
+                RobotsRules::Rules(_) => {}
+                RobotsRules::Unreachable { detail, .. } => {
+                    return Err(format!(
+                        "robots.txt of {} could not be read ({detail})",
+                        origin(url)
+                    ));
+                }
+            }
+            let host = host_key(url);
+            if let Some(why) = self.pacer.skipped(&host) {
+                return Err(format!("not attempted: {why}"));
+            }
+            self.pacer.ready(&host).await;
+            self.pacer.after_request(&host);
+            Ok(())
+        })
     }
 }
 
@@ -722,9 +759,7 @@ impl Fetcher {
                 ));
             }
         }
-        let host = host_key(url);
-        self.pacer.ready(&host).await;
-        self.pacer.after_request(&host);
+        // The document's request is paced with the page's others, by the gate.
         Ok(())
     }
 
@@ -750,7 +785,10 @@ impl Fetcher {
             Ok(r) => r,
             Err(e) => return failed(FailureClass::Blocked, e.to_string()),
         };
-        match renderer.render(url, browser::RenderLimits::default()).await {
+        match renderer
+            .render_gated(url, browser::RenderLimits::default(), Some(self))
+            .await
+        {
             Ok(page) if page.html.is_empty() && !page.refused.is_empty() => failed(
                 FailureClass::Blocked,
                 format!(

@@ -5,6 +5,7 @@ mod archive;
 mod browser;
 mod check;
 mod chrome;
+mod containment;
 mod env;
 mod fetch;
 mod gate;
