@@ -289,10 +289,10 @@ pub async fn follow_up(
     use crate::verdict::Verdict;
     let mut done = FollowUp::default();
     let latest: std::collections::HashMap<String, String> = store
-        .latest_verdict_words()
+        .latest_verdicts_by_key(true)
         .await?
         .into_iter()
-        .map(|v| (v.citation_key, v.verdict))
+        .map(|(k, v)| (k, v.verdict))
         .collect();
     // Lost evidence, grouped by what to look up: (URL, not_after) → citations.
     let mut wanted: std::collections::BTreeMap<(String, String), Vec<(&Citation, String)>> =

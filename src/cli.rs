@@ -445,13 +445,26 @@ async fn dispatch(cli: Cli, clock: Clock) -> Result<Exit, Fail> {
         }
         Command::Check(args) => {
             let s = settings(&cli.global, Some(&args.fetch_args))?;
-            let registry = load_registry(&s, s.quiet)?;
+            // The text format prints counts and open items only.
+            let depth = match args.format {
+                CheckFormat::Text => pipeline::Depth::Verdicts,
+                CheckFormat::Json | CheckFormat::Junit | CheckFormat::Github => {
+                    pipeline::Depth::Full
+                }
+            };
             let _lock = if args.fetch {
                 Some(lock_run(&s)?)
             } else {
                 None
             };
-            let store = open_store(&s).await?;
+            // Without a fetch, the verdicts are read while the registry parses.
+            let (registry, store, early) = if args.fetch {
+                let registry = load_registry(&s, s.quiet)?;
+                let store = open_store(&s).await?;
+                (registry, store, None)
+            } else {
+                registry_and_verdicts(&s, depth == pipeline::Depth::Verdicts).await?
+            };
             if args.fetch {
                 let keys = match &args.changed_since {
                     None => None,
@@ -483,16 +496,14 @@ async fn dispatch(cli: Cli, clock: Clock) -> Result<Exit, Fail> {
             // With --fetch our own run just ended; otherwise a run still marked running is live
             // only if its process holds the lock.
             let live = !args.fetch && run_lock_held(&s);
-            // The text format prints counts and open items only.
-            let depth = match args.format {
-                CheckFormat::Text => pipeline::Depth::Verdicts,
-                CheckFormat::Json | CheckFormat::Junit | CheckFormat::Github => {
-                    pipeline::Depth::Full
+            let mut state = match early {
+                Some(latest) => {
+                    pipeline::load_state_from(&registry, &store, &snaps, now, depth, live, latest)
+                        .await
                 }
-            };
-            let mut state = pipeline::load_state(&registry, &store, &snaps, now, depth, live)
-                .await
-                .map_err(|e| Fail(Exit::Failed, e.to_string()))?;
+                None => pipeline::load_state(&registry, &store, &snaps, now, depth, live).await,
+            }
+            .map_err(|e| Fail(Exit::Failed, e.to_string()))?;
             for t in &s.notify {
                 let (undelivered, error) = store
                     .undelivered(&t.id())
@@ -548,19 +559,17 @@ async fn dispatch(cli: Cli, clock: Clock) -> Result<Exit, Fail> {
         }
         Command::Report(args) => {
             let s = settings(&cli.global, None)?;
-            let registry = load_registry(&s, s.quiet)?;
-            let store = open_store(&s).await?;
+            let (registry, store, early) = registry_and_verdicts(&s, false).await?;
             let snaps = SnapshotStore::new(&s.snapshots);
             let live = run_lock_held(&s);
-            let state = pipeline::load_state(
-                &registry,
-                &store,
-                &snaps,
-                clock(),
-                pipeline::Depth::Reviews,
-                live,
-            )
-            .await
+            let (now, depth) = (clock(), pipeline::Depth::Reviews);
+            let state = match early {
+                Some(latest) => {
+                    pipeline::load_state_from(&registry, &store, &snaps, now, depth, live, latest)
+                        .await
+                }
+                None => pipeline::load_state(&registry, &store, &snaps, now, depth, live).await,
+            }
             .map_err(|e| Fail(Exit::Failed, e.to_string()))?;
             let out = match args.format {
                 ReportFormat::Md => crate::report::report_md(&state),
@@ -852,6 +861,48 @@ async fn export_warc(args: &WarcArgs, global: &GlobalArgs, clock: Clock) -> Resu
         );
     }
     Ok(Exit::Ok)
+}
+
+/// The registry, the store, and (when a database exists) the latest verdicts read while the
+/// registry parses: on two cores the gate's two big reads take the time of the longer one.
+async fn registry_and_verdicts(
+    s: &Settings,
+    words_only: bool,
+) -> Result<
+    (
+        Registry,
+        Store,
+        Option<std::collections::HashMap<String, Box<crate::store::LatestVerdict>>>,
+    ),
+    Fail,
+> {
+    if !s.db.exists() {
+        // A broken registry must not create a database as a side effect.
+        let registry = load_registry(s, s.quiet)?;
+        let store = open_store(s).await?;
+        return Ok((registry, store, None));
+    }
+    let store = open_store(s).await?;
+    let reader = store.clone();
+    let verdicts = tokio::spawn(async move { reader.latest_verdicts_by_key(words_only).await });
+    let settings = s.clone();
+    let registry =
+        match tokio::task::spawn_blocking(move || load_registry(&settings, settings.quiet)).await {
+            Ok(r) => r,
+            Err(e) => Err(Fail(Exit::Failed, format!("registry: {e}"))),
+        };
+    let registry = match registry {
+        Ok(r) => r,
+        Err(f) => {
+            verdicts.abort();
+            return Err(f);
+        }
+    };
+    let latest = match verdicts.await {
+        Ok(r) => r.map_err(|e| Fail(Exit::Failed, e.to_string()))?,
+        Err(e) => return Err(Fail(Exit::Failed, format!("reading verdicts: {e}"))),
+    };
+    Ok((registry, store, Some(latest)))
 }
 
 /// Completes on SIGTERM or SIGINT.

@@ -955,23 +955,31 @@ pub async fn load_state<'a>(
     depth: Depth,
     run_live: bool,
 ) -> Result<crate::report::State<'a>, StoreError> {
+    let latest = store
+        .latest_verdicts_by_key(depth == Depth::Verdicts)
+        .await?;
+    load_state_from(registry, store, snapshots, now, depth, run_live, latest).await
+}
+
+/// [`load_state`] with the latest verdicts already read (by
+/// [`Store::latest_verdicts_by_key`] with `words_only` = `depth == Depth::Verdicts`), so a
+/// caller can read them while the registry parses.
+pub async fn load_state_from<'a>(
+    registry: &'a Registry,
+    store: &Store,
+    snapshots: &SnapshotStore,
+    now: DateTime<Utc>,
+    depth: Depth,
+    run_live: bool,
+    mut latest: HashMap<String, Box<crate::store::LatestVerdict>>,
+) -> Result<crate::report::State<'a>, StoreError> {
     let with_reviews = depth == Depth::Reviews;
     use crate::report::{CitationStatus, State};
-    let rows = match depth {
-        Depth::Verdicts => store.latest_verdict_words().await?,
-        Depth::Full | Depth::Reviews => store.latest_verdicts().await?,
-    };
-    let mut latest: HashMap<String, crate::store::LatestVerdict> = rows
-        .into_iter()
-        .map(|v| (v.citation_key.clone(), v))
-        .collect();
     let today = now.date_naive();
     let limits = registry.age_limits();
     let mut citations = Vec::with_capacity(latest.len());
-    let mut keys = std::collections::HashSet::new();
     for (cell, c) in registry.citations_in_cells() {
         let key = c.key();
-        keys.insert(key.clone());
         let max = limits.get(c.dimension.as_str()).copied().flatten();
         let expired = verdict::is_expired(cell.verified, max, today);
         // Moved out of the map, not cloned: one copy of each verdict's text in memory.
@@ -980,7 +988,7 @@ pub async fn load_state<'a>(
             .as_ref()
             .and_then(|l| l.verdict.parse().ok())
             .unwrap_or(Verdict::Pending);
-        citations.push(match l {
+        citations.push(match l.map(|b| *b) {
             Some(l) => CitationStatus {
                 citation: c,
                 key,
@@ -1012,11 +1020,12 @@ pub async fn load_state<'a>(
         });
     }
     drop(latest);
+    let keys: std::collections::HashSet<&str> = citations.iter().map(|c| c.key.as_str()).collect();
     let mut queue: Vec<_> = store
         .queue(None)
         .await?
         .into_iter()
-        .filter(|q| keys.contains(&q.citation_key))
+        .filter(|q| keys.contains(q.citation_key.as_str()))
         .collect();
     queue.sort_by_key(|q| (q.status != "open", q.id));
     let mut reviews = HashMap::new();

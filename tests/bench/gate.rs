@@ -5,7 +5,8 @@
 //! child processes of the release binary, each with its exact peak RSS (`wait4`'s ru_maxrss).
 //! Targets: `check` ≤ 2 s and ≤ 150 MB; `report` ≤ 3 s and ≤ 150 MB.
 //!
-//! Run: `cargo bench --bench gate` (env: CITATIONS, OPEN).
+//! Run: `cargo bench --bench gate` (env: CITATIONS, OPEN; KEEP=DIR keeps the state there for
+//! profiling).
 
 use std::time::Instant;
 
@@ -49,6 +50,7 @@ fn main() {
     let dims = 1000.min(citations);
     let offerings = citations.div_ceil(dims);
     let dir = tempfile::tempdir().unwrap();
+    let keep = std::env::var_os("KEEP").map(std::path::PathBuf::from);
     let reg = dir.path().join("registry");
     std::fs::create_dir_all(reg.join("offerings")).unwrap();
     let mut vocab = String::from(
@@ -196,5 +198,19 @@ fn main() {
         full.extend(["--registry", r, "--db", d, "--snapshots", s]);
         let (code, wall, rss) = measure(&full);
         println!("| `{name}` | {code} | {wall:.2} s | {rss:.0} MB | {target} |");
+    }
+    if let Some(to) = keep {
+        let _ = std::fs::remove_dir_all(&to);
+        std::fs::rename(dir.path(), &to)
+            .or_else(|_| {
+                std::process::Command::new("cp")
+                    .arg("-r")
+                    .arg(dir.path())
+                    .arg(&to)
+                    .status()
+                    .map(|_| ())
+            })
+            .unwrap();
+        println!("state kept in {}", to.display());
     }
 }
