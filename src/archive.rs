@@ -289,7 +289,7 @@ pub async fn follow_up(
     use crate::verdict::Verdict;
     let mut done = FollowUp::default();
     let latest: std::collections::HashMap<String, String> = store
-        .latest_verdicts_by_key(true)
+        .latest_verdicts_by_key(crate::store::VerdictColumns::Words)
         .await?
         .into_iter()
         .map(|(k, v)| (k, v.verdict))

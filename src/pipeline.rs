@@ -936,10 +936,23 @@ impl Ctx<'_> {
 pub enum Depth {
     /// Each citation's verdict and when it was decided (the gate's counts and annotations).
     Verdicts,
-    /// Everything recorded per citation: details, links, snapshots (JSON, JUnit).
+    /// What outputs show per citation: details, links, locations (JSON, JUnit, GitHub,
+    /// publish); no snapshot hashes.
     Full,
-    /// Everything, and the review of each open item (reports, `queue show`).
+    /// Everything, snapshot hashes included, and the review of each open item (reports,
+    /// `queue show`).
     Reviews,
+}
+
+impl Depth {
+    /// The verdict columns this depth reads.
+    pub fn columns(self) -> crate::store::VerdictColumns {
+        match self {
+            Depth::Verdicts => crate::store::VerdictColumns::Words,
+            Depth::Full => crate::store::VerdictColumns::Shown,
+            Depth::Reviews => crate::store::VerdictColumns::All,
+        }
+    }
 }
 
 /// Gathers the recorded state of every registry citation for `check` and `report`: latest
@@ -955,14 +968,12 @@ pub async fn load_state<'a>(
     depth: Depth,
     run_live: bool,
 ) -> Result<crate::report::State<'a>, StoreError> {
-    let latest = store
-        .latest_verdicts_by_key(depth == Depth::Verdicts)
-        .await?;
+    let latest = store.latest_verdicts_by_key(depth.columns()).await?;
     load_state_from(registry, store, snapshots, now, depth, run_live, latest).await
 }
 
 /// [`load_state`] with the latest verdicts already read (by
-/// [`Store::latest_verdicts_by_key`] with `words_only` = `depth == Depth::Verdicts`), so a
+/// [`Store::latest_verdicts_by_key`] with `depth.columns()`), so a
 /// caller can read them while the registry parses.
 pub async fn load_state_from<'a>(
     registry: &'a Registry,

@@ -281,6 +281,17 @@ pub struct ExportedFetch {
     pub exchanges: Option<String>,
 }
 
+/// Which columns of the latest verdicts a reader needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerdictColumns {
+    /// The verdict and its time (a gate that prints counts).
+    Words,
+    /// Also what outputs show per citation: detail, near match, link, location (no hashes).
+    Shown,
+    /// Everything, snapshot and baseline hashes included (reviews).
+    All,
+}
+
 /// One archive lookup as recorded.
 #[derive(Debug, Clone, Default, PartialEq, Eq, FromRow)]
 pub struct ArchiveLookup {
@@ -873,29 +884,37 @@ impl Store {
         .map_err(self.err())
     }
 
-    /// The latest verdict of every citation, by citation key. With `words_only`, only the
-    /// verdict and its time are read (the other fields empty): what a gate that prints counts
-    /// needs. Rows come in batches of 5,000 aggregated into one JSON value each: SQLite hands
-    /// over 20 values instead of 100,000 rows, each of which would otherwise cross from its
-    /// worker thread separately (that hand-over, not the query, was most of `check`'s time at
-    /// 100,000 citations).
+    /// The latest verdict of every citation, by citation key, with the columns `columns` asks
+    /// for (the others empty). Rows come in batches of 5,000 aggregated into one JSON value
+    /// each: SQLite hands over 20 values instead of 100,000 rows, each of which would otherwise
+    /// cross from its worker thread separately (that hand-over, not the query, was most of
+    /// `check`'s time at 100,000 citations).
     pub async fn latest_verdicts_by_key(
         &self,
-        words_only: bool,
+        columns: VerdictColumns,
     ) -> Result<std::collections::HashMap<String, Box<LatestVerdict>>> {
         const BATCH: i64 = 5000;
-        // Two literal statements (sqlx audits dynamic SQL), differing only in their columns.
-        let sql: &'static str = if words_only {
-            "SELECT json_group_array(json_array(v.citation_key, v.verdict, '', NULL, NULL, v.decided_at, NULL, NULL, NULL, NULL)), MAX(v.id), COUNT(*)
-             FROM (SELECT * FROM verdicts v
-                   WHERE v.id > $1 AND v.id = (SELECT MAX(id) FROM verdicts w WHERE w.citation_key = v.citation_key)
-                   ORDER BY v.id LIMIT $2) v"
-        } else {
-            "SELECT json_group_array(json_array(v.citation_key, v.verdict, v.detail, v.snapshot_hash, v.found, v.decided_at, v.link, v.location, c.baseline_snapshot, c.baseline_at)), MAX(v.id), COUNT(*)
-             FROM (SELECT * FROM verdicts v
-                   WHERE v.id > $1 AND v.id = (SELECT MAX(id) FROM verdicts w WHERE w.citation_key = v.citation_key)
-                   ORDER BY v.id LIMIT $2) v
-             LEFT JOIN citations c ON c.key = v.citation_key"
+        // Literal statements (sqlx audits dynamic SQL), differing only in their columns.
+        let sql: &'static str = match columns {
+            VerdictColumns::Words => {
+                "SELECT json_group_array(json_array(v.citation_key, v.verdict, '', NULL, NULL, v.decided_at, NULL, NULL, NULL, NULL)), MAX(v.id), COUNT(*)
+                 FROM (SELECT * FROM verdicts v
+                       WHERE v.id > $1 AND v.id = (SELECT MAX(id) FROM verdicts w WHERE w.citation_key = v.citation_key)
+                       ORDER BY v.id LIMIT $2) v"
+            }
+            VerdictColumns::Shown => {
+                "SELECT json_group_array(json_array(v.citation_key, v.verdict, v.detail, NULL, v.found, v.decided_at, v.link, v.location, NULL, NULL)), MAX(v.id), COUNT(*)
+                 FROM (SELECT * FROM verdicts v
+                       WHERE v.id > $1 AND v.id = (SELECT MAX(id) FROM verdicts w WHERE w.citation_key = v.citation_key)
+                       ORDER BY v.id LIMIT $2) v"
+            }
+            VerdictColumns::All => {
+                "SELECT json_group_array(json_array(v.citation_key, v.verdict, v.detail, v.snapshot_hash, v.found, v.decided_at, v.link, v.location, c.baseline_snapshot, c.baseline_at)), MAX(v.id), COUNT(*)
+                 FROM (SELECT * FROM verdicts v
+                       WHERE v.id > $1 AND v.id = (SELECT MAX(id) FROM verdicts w WHERE w.citation_key = v.citation_key)
+                       ORDER BY v.id LIMIT $2) v
+                 LEFT JOIN citations c ON c.key = v.citation_key"
+            }
         };
         type Row = (
             String,
