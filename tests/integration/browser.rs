@@ -9,7 +9,7 @@ use citewatch::fetch::guard::AddressPolicy;
 use crate::site::{Page, Site};
 
 /// Skips (outside CI) when Chromium is missing; CI must have it.
-fn have_chromium() -> bool {
+pub fn have_chromium() -> bool {
     if chromium_path().is_some() {
         return true;
     }

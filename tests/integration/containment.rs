@@ -8,20 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use citewatch::fetch::browser::{LaunchOptions, PageBudget, RenderLimits, Renderer, chromium_path};
+use citewatch::fetch::browser::{LaunchOptions, PageBudget, RenderLimits, Renderer};
 use citewatch::fetch::guard::AddressPolicy;
 use citewatch::fetch::proxy::Egress;
 
 use crate::site::{Page, Site};
 
-fn have_chromium() -> bool {
-    if chromium_path().is_some() {
-        return true;
-    }
-    assert!(std::env::var_os("CI").is_none(), "CI must install chromium");
-    eprintln!("chromium not installed: skipping");
-    false
-}
+use crate::browser::have_chromium;
 
 /// A TCP listener that counts connections and answers nothing useful.
 async fn outside() -> (SocketAddr, Arc<AtomicUsize>) {
