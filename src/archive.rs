@@ -319,7 +319,10 @@ pub async fn follow_up(
             (Some(given), _) => (given.clone(), "given".to_string()),
             (None, Some(_)) => {
                 let day = cell.verified.unwrap_or_else(|| clock().date_naive());
-                (c.fetch_url.to_string(), day.format("%Y-%m-%d").to_string())
+                (
+                    c.fetch_url().to_string(),
+                    day.format("%Y-%m-%d").to_string(),
+                )
             }
             (None, None) => continue,
         };
@@ -512,7 +515,7 @@ async fn submit(
     let mut sent = 0;
     let mut seen = std::collections::HashSet::new();
     for (c, day) in verified {
-        let url = c.fetch_url.to_string();
+        let url = c.fetch_url().to_string();
         let date = day.format("%Y-%m-%d").to_string();
         if !seen.insert((url.clone(), date.clone())) || store.archive_submitted(&url, &date).await?
         {

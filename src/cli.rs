@@ -795,8 +795,8 @@ async fn export_warc(args: &WarcArgs, global: &GlobalArgs, clock: Clock) -> Resu
                 .iter()
                 .flat_map(|c| &c.citations)
                 .map(|c| match c.render {
-                    registry::Render::Http => c.fetch_url.to_string(),
-                    registry::Render::Browser => format!("browser:{}", c.fetch_url),
+                    registry::Render::Http => c.fetch_url().to_string(),
+                    registry::Render::Browser => format!("browser:{}", c.fetch_url()),
                 })
                 .collect();
             registry_name = registry.name.clone();

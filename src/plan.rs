@@ -83,15 +83,19 @@ pub fn plan<'a>(registry: &'a Registry, scope: &Scope) -> Plan<'a> {
     let mut host_index: HashMap<String, usize> = HashMap::new();
     let mut url_index: HashMap<(String, crate::registry::Render), (usize, usize)> = HashMap::new();
     for c in registry.citations() {
-        if !scope.includes(c) || scope.skip_urls.contains(c.fetch_url.as_str()) {
+        if !scope.includes(c) {
             continue;
         }
-        let key = (c.fetch_url.as_str().to_string(), c.render);
+        let url = c.fetch_url();
+        if scope.skip_urls.contains(url.as_str()) {
+            continue;
+        }
+        let key = (url.as_str().to_string(), c.render);
         if let Some(&(h, s)) = url_index.get(&key) {
             hosts[h].sources[s].citations.push(c);
             continue;
         }
-        let host = host_key(&c.fetch_url);
+        let host = host_key(&url);
         let h = *host_index.entry(host.clone()).or_insert_with(|| {
             hosts.push(HostQueue {
                 host,
@@ -100,7 +104,7 @@ pub fn plan<'a>(registry: &'a Registry, scope: &Scope) -> Plan<'a> {
             hosts.len() - 1
         });
         hosts[h].sources.push(PlannedSource {
-            url: c.fetch_url.clone(),
+            url,
             render: c.render,
             citations: vec![c],
         });

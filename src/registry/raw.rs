@@ -325,7 +325,8 @@ fn citation(
 ) -> Option<Citation> {
     let errors_before = rep.problems.len();
     let url_text = src.url.get_ref().clone();
-    let fetch_url = web_url(rep, dim, "URL", src.url.span().start, &url_text);
+    // Checked here, parsed again where fetched (see `Citation::fetch_url`).
+    let parses = web_url(rep, dim, "URL", src.url.span().start, &url_text).is_some();
     let archived = match src.archived {
         Some(a) => {
             let at = a.span().start;
@@ -398,14 +399,13 @@ fn citation(
     };
     // Only errors drop a citation (and then block the whole registry); a warning such as a
     // very short quote leaves it to be judged like any other.
-    if rep.errors_since(errors_before) {
+    if rep.errors_since(errors_before) || !parses {
         return None;
     }
     Some(Citation {
         offering: offering.to_string(),
         dimension: dim.to_string(),
         url: url_text,
-        fetch_url: fetch_url?,
         quote,
         absent,
         selector,

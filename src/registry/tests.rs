@@ -112,7 +112,7 @@ fn parses_a_good_registry() {
         "url kept as written"
     );
     assert_eq!(
-        c.fetch_url.as_str(),
+        c.fetch_url().as_str(),
         "https://acme.example/trust",
         "fragment never sent"
     );

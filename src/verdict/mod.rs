@@ -561,7 +561,6 @@ mod tests {
             offering: "o".into(),
             dimension: "d".into(),
             url: "https://example.com/".into(),
-            fetch_url: "https://example.com/".parse().unwrap(),
             quote: quote.map(str::to_string),
             absent: absent.iter().map(|s| s.to_string()).collect(),
             selector: None,

@@ -143,7 +143,6 @@ fn citation(quote: Option<String>, absent: Vec<String>) -> Citation {
         offering: "o".into(),
         dimension: "d".into(),
         url: "https://example.com/p?a=1".into(),
-        fetch_url: "https://example.com/p?a=1".parse().unwrap(),
         quote,
         absent,
         selector: None,

@@ -110,7 +110,6 @@ fn watch(url: &str, quote: Option<&str>) -> Citation {
         offering: "replay".into(),
         dimension: "replay".into(),
         url: url.into(),
-        fetch_url: url.parse().unwrap(),
         quote: quote.map(str::to_string),
         absent: vec![],
         selector: None,
