@@ -463,7 +463,7 @@ async fn dispatch(cli: Cli, clock: Clock) -> Result<Exit, Fail> {
                 let store = open_store(&s).await?;
                 (registry, store, None)
             } else {
-                registry_and_verdicts(&s, depth).await?
+                registry_and_verdicts(&s, depth.columns()).await?
             };
             if args.fetch {
                 let keys = match &args.changed_since {
@@ -559,8 +559,13 @@ async fn dispatch(cli: Cli, clock: Clock) -> Result<Exit, Fail> {
         }
         Command::Report(args) => {
             let s = settings(&cli.global, None)?;
-            let (registry, store, early) =
-                registry_and_verdicts(&s, pipeline::Depth::Reviews).await?;
+            // The Markdown and HTML reports print details of open items and changed sources
+            // only; the JSON report prints every citation's.
+            let columns = match args.format {
+                ReportFormat::Md | ReportFormat::Html => crate::store::VerdictColumns::Reported,
+                ReportFormat::Json => crate::store::VerdictColumns::All,
+            };
+            let (registry, store, early) = registry_and_verdicts(&s, columns).await?;
             let snaps = SnapshotStore::new(&s.snapshots);
             let live = run_lock_held(&s);
             let (now, depth) = (clock(), pipeline::Depth::Reviews);
@@ -868,7 +873,7 @@ async fn export_warc(args: &WarcArgs, global: &GlobalArgs, clock: Clock) -> Resu
 /// registry parses: on two cores the gate's two big reads take the time of the longer one.
 async fn registry_and_verdicts(
     s: &Settings,
-    depth: pipeline::Depth,
+    columns: crate::store::VerdictColumns,
 ) -> Result<
     (
         Registry,
@@ -885,8 +890,7 @@ async fn registry_and_verdicts(
     }
     let store = open_store(s).await?;
     let reader = store.clone();
-    let verdicts =
-        tokio::spawn(async move { reader.latest_verdicts_by_key(depth.columns()).await });
+    let verdicts = tokio::spawn(async move { reader.latest_verdicts_by_key(columns).await });
     let settings = s.clone();
     let registry =
         match tokio::task::spawn_blocking(move || load_registry(&settings, settings.quiet)).await {

@@ -290,6 +290,9 @@ pub enum VerdictColumns {
     Shown,
     /// Everything, snapshot and baseline hashes included (reviews).
     All,
+    /// What the review report prints: everything for citations with an open item or whose
+    /// source changed since its baseline, the verdict and its time for the rest.
+    Reported,
 }
 
 /// One archive lookup as recorded.
@@ -907,6 +910,20 @@ impl Store {
                  FROM (SELECT * FROM verdicts v
                        WHERE v.id > $1 AND v.id = (SELECT MAX(id) FROM verdicts w WHERE w.citation_key = v.citation_key)
                        ORDER BY v.id LIMIT $2) v"
+            }
+            VerdictColumns::Reported => {
+                "SELECT json_group_array(json_array(x.citation_key, x.verdict,
+                        CASE WHEN x.keep THEN x.detail ELSE '' END, CASE WHEN x.keep THEN x.snapshot_hash END,
+                        CASE WHEN x.keep THEN x.found END, x.decided_at, CASE WHEN x.keep THEN x.link END,
+                        CASE WHEN x.keep THEN x.location END, CASE WHEN x.keep THEN x.baseline_snapshot END,
+                        CASE WHEN x.keep THEN x.baseline_at END)), MAX(x.id), COUNT(*)
+                 FROM (SELECT v.id, v.citation_key, v.verdict, v.detail, v.snapshot_hash, v.found, v.decided_at,
+                              v.link, v.location, c.baseline_snapshot, c.baseline_at,
+                              (v.snapshot_hash IS NOT c.baseline_snapshot
+                               OR EXISTS (SELECT 1 FROM reverify_queue q WHERE q.citation_key = v.citation_key AND q.status = 'open')) AS keep
+                       FROM verdicts v LEFT JOIN citations c ON c.key = v.citation_key
+                       WHERE v.id > $1 AND v.id = (SELECT MAX(id) FROM verdicts w WHERE w.citation_key = v.citation_key)
+                       ORDER BY v.id LIMIT $2) x"
             }
             VerdictColumns::All => {
                 "SELECT json_group_array(json_array(v.citation_key, v.verdict, v.detail, v.snapshot_hash, v.found, v.decided_at, v.link, v.location, c.baseline_snapshot, c.baseline_at)), MAX(v.id), COUNT(*)
