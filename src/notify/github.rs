@@ -249,9 +249,19 @@ impl<'c> Sync<'c> {
         if let Some(link) = self.links.item(item.id) {
             body.push_str(&format!("\n[This item in the review report]({link})\n"));
         }
+        // `queue accept` only where there is an obvious fix (as `queue show` says).
+        let accept = matches!(
+            item.reason.as_str(),
+            "drifted" | "moved" | "expired" | "context_changed"
+        );
         body.push_str(&format!(
-            "\nSettle it with `citewatch queue show {id}`, then `citewatch queue accept {id}`, \
-             `resolve {id} --note …` or `dismiss {id} --note …`; this issue closes when the item does.\n",
+            "\nSettle it with `citewatch queue show {id}`, then {}`citewatch queue resolve {id} --note …` \
+             or `dismiss {id} --note …`; this issue closes when the item does.\n",
+            if accept {
+                format!("`citewatch queue accept {}`, ", item.id)
+            } else {
+                String::new()
+            },
             id = item.id
         ));
         body
