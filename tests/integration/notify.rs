@@ -476,6 +476,11 @@ async fn items_opened_and_closed_across_three_runs_reach_every_target_exactly_on
             a.body
         );
         assert!(
+            a.body.contains("citewatch queue resolve 1") && !a.body.contains("queue accept"),
+            "a missing quote has no obvious fix to accept: {}",
+            a.body
+        );
+        assert!(
             a.body.contains("https://ci.example/report.html#item-1"),
             "deep link: {}",
             a.body
