@@ -288,11 +288,11 @@ pub async fn follow_up(
 ) -> Result<FollowUp, crate::store::StoreError> {
     use crate::verdict::Verdict;
     let mut done = FollowUp::default();
-    let latest: std::collections::HashMap<String, String> = store
+    let latest: std::collections::HashMap<crate::registry::CitationKey, String> = store
         .latest_verdicts_by_key(crate::store::VerdictColumns::Words)
         .await?
         .into_iter()
-        .map(|(k, v)| (k, v.verdict))
+        .map(|(k, v)| (k, v.verdict().to_string()))
         .collect();
     // Lost evidence, grouped by what to look up: (URL, not_after) → citations.
     let mut wanted: std::collections::BTreeMap<(String, String), Vec<(&Citation, String)>> =
@@ -302,8 +302,7 @@ pub async fn follow_up(
         if !scope.includes(c) {
             continue;
         }
-        let key = c.key();
-        let Some(word) = latest.get(&key) else {
+        let Some(word) = latest.get(&c.identity()) else {
             continue;
         };
         let lost = LOST.iter().any(|v| v.as_str() == word);
@@ -326,7 +325,7 @@ pub async fn follow_up(
             }
             (None, None) => continue,
         };
-        wanted.entry(group).or_default().push((c, key));
+        wanted.entry(group).or_default().push((c, c.key()));
     }
     for ((url, not_after), citations) in wanted {
         if tokio::time::Instant::now() >= deadline {

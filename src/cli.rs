@@ -874,14 +874,7 @@ async fn export_warc(args: &WarcArgs, global: &GlobalArgs, clock: Clock) -> Resu
 async fn registry_and_verdicts(
     s: &Settings,
     columns: crate::store::VerdictColumns,
-) -> Result<
-    (
-        Registry,
-        Store,
-        Option<std::collections::HashMap<String, Box<crate::store::LatestVerdict>>>,
-    ),
-    Fail,
-> {
+) -> Result<(Registry, Store, Option<crate::store::RecordedVerdicts>), Fail> {
     if !s.db.exists() {
         // A broken registry must not create a database as a side effect.
         let registry = load_registry(s, s.quiet)?;

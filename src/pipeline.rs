@@ -982,87 +982,68 @@ pub async fn load_state_from<'a>(
     now: DateTime<Utc>,
     depth: Depth,
     run_live: bool,
-    mut latest: HashMap<String, Box<crate::store::LatestVerdict>>,
+    mut latest: crate::store::RecordedVerdicts,
 ) -> Result<crate::report::State<'a>, StoreError> {
     let with_reviews = depth == Depth::Reviews;
     use crate::report::{CitationStatus, State};
     let today = now.date_naive();
     let limits = registry.age_limits();
-    let mut citations = Vec::with_capacity(latest.len());
+    let mut citations = Vec::with_capacity(registry.citations().count());
     for (cell, c) in registry.citations_in_cells() {
-        let key = c.key();
+        let key = c.identity();
         let max = limits.get(c.dimension.as_str()).copied().flatten();
         let expired = verdict::is_expired(cell.verified, max, today);
         // Moved out of the map, not cloned: one copy of each verdict's text in memory.
-        let l = latest.remove(&key);
-        let verdict = l
+        let recorded = latest.remove(&key);
+        let verdict = recorded
             .as_ref()
-            .and_then(|l| l.verdict.parse().ok())
+            .and_then(|l| l.verdict().parse().ok())
             .unwrap_or(Verdict::Pending);
-        citations.push(match l.map(|b| *b) {
-            Some(l) => CitationStatus {
-                citation: c,
-                key,
-                verdict,
-                detail: l.detail,
-                expired,
-                decided_at: Some(l.decided_at),
-                snapshot: l.snapshot_hash,
-                baseline: l.baseline_snapshot,
-                baseline_at: l.baseline_at,
-                found: l.found,
-                link: l.link,
-                location: l.location,
-            },
-            None => CitationStatus {
-                citation: c,
-                key,
-                verdict,
-                detail: "not checked yet".into(),
-                expired,
-                decided_at: None,
-                snapshot: None,
-                baseline: None,
-                baseline_at: None,
-                found: None,
-                link: None,
-                location: None,
-            },
+        citations.push(CitationStatus {
+            citation: c,
+            key,
+            verdict,
+            expired,
+            recorded,
         });
     }
     drop(latest);
-    let keys: std::collections::HashSet<&str> = citations.iter().map(|c| c.key.as_str()).collect();
+    let keys: std::collections::HashSet<crate::registry::CitationKey> =
+        citations.iter().map(|c| c.key).collect();
+    let is_current = |stored: &str| {
+        crate::registry::CitationKey::from_hex(stored).is_some_and(|k| keys.contains(&k))
+    };
     let mut queue: Vec<_> = store
         .queue(None)
         .await?
         .into_iter()
-        .filter(|q| keys.contains(q.citation_key.as_str()))
+        .filter(|q| is_current(&q.citation_key))
         .collect();
     queue.sort_by_key(|q| (q.status != "open", q.id));
     let mut reviews = HashMap::new();
     if with_reviews {
         // Only open items are reviewed, so the cost follows the queue, not the registry.
-        let open_keys: std::collections::HashSet<&str> = queue
+        let open_keys: std::collections::HashSet<crate::registry::CitationKey> = queue
             .iter()
             .filter(|q| q.status == "open")
-            .map(|q| q.citation_key.as_str())
+            .filter_map(|q| crate::registry::CitationKey::from_hex(&q.citation_key))
             .collect();
         for st in &citations {
-            if !open_keys.contains(st.key.as_str()) || !st.verdict.read_content() {
+            if !open_keys.contains(&st.key) || !st.verdict.read_content() {
                 continue;
             }
-            let Some(current_hash) = &st.snapshot else {
+            let Some(current_hash) = st.snapshot() else {
                 continue;
             };
             let current = read_snapshot(store, snapshots, current_hash, st).await?;
             let Some(current) = current else { continue };
-            let baseline = match &st.baseline {
+            let baseline = match st.baseline() {
                 Some(b) if b == current_hash => Some(current.clone()),
                 Some(b) => read_snapshot(store, snapshots, b, st).await?,
                 None => None,
             };
             if let Some(r) = crate::report::review_of(st, baseline.as_ref(), &current) {
-                reviews.insert(st.key.clone(), r);
+                reviews.insert(st.key.to_string(), r);
             }
         }
     }

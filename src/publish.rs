@@ -308,14 +308,15 @@ pub fn build(
                 // Never checked, or not readable on its last check: nothing confirms it.
                 unchecked |= matches!(verdict, Verdict::Pending | Verdict::Unreachable);
                 unreadable |= verdict == Verdict::Unreachable;
-                let decided = st.and_then(|s| s.decided_at.clone());
+                let decided = st.and_then(|s| s.decided_at()).map(str::to_string);
                 if decided > checked_at {
                     checked_at = decided.clone();
                 }
                 let link = st
                     .filter(|s| s.verdict == Verdict::Verified)
-                    .and_then(|s| s.link.clone())
-                    .unwrap_or_else(|| c.url.clone());
+                    .and_then(|s| s.link())
+                    .unwrap_or(&c.url)
+                    .to_string();
                 sources.push(Source {
                     url: c.url.clone(),
                     host: host_of(&c.url),
@@ -324,7 +325,7 @@ pub fn build(
                     verdict,
                     checked_at: decided,
                     archived: c.archived.clone().or_else(|| {
-                        st.and_then(|st| state.archived.get(&st.key))
+                        st.and_then(|st| state.archived.get(&st.key.to_string()))
                             .map(|a| a.url.clone())
                     }),
                 });
@@ -337,7 +338,11 @@ pub fn build(
                             url: q.url.clone(),
                         });
                     }
-                    for (col, v) in by_key.get(st.key.as_str()).into_iter().flatten() {
+                    for (col, v) in by_key
+                        .get(st.key.to_string().as_str())
+                        .into_iter()
+                        .flatten()
+                    {
                         let class = RunClass::of(*v);
                         let slot = &mut timeline[*col];
                         *slot = match (*slot, class) {

@@ -19,33 +19,55 @@ pub struct CitationStatus<'a> {
     /// The citation.
     pub citation: &'a Citation,
     /// Its identity key (computed once).
-    pub key: String,
+    pub key: crate::registry::CitationKey,
     /// Latest verdict (`pending` if never checked).
     pub verdict: Verdict,
-    /// Its explanation.
-    pub detail: String,
     /// Whether the cell's evidence is older than allowed.
     pub expired: bool,
-    /// When the verdict was decided.
-    pub decided_at: Option<String>,
-    /// Snapshot judged last.
-    pub snapshot: Option<String>,
-    /// Baseline snapshot.
-    pub baseline: Option<String>,
-    /// When the baseline was set (first reading, or the last resolve).
-    pub baseline_at: Option<String>,
-    /// Near-match variant found.
-    pub found: Option<String>,
-    /// Live link to the quote (text fragment).
-    pub link: Option<String>,
-    /// Where on the page the quote is.
-    pub location: Option<String>,
+    /// The latest verdict as recorded (`None`: never checked), with the columns the output
+    /// asked for.
+    pub recorded: Option<Box<crate::store::RecordedVerdict>>,
 }
 
 impl CitationStatus<'_> {
+    /// The verdict's explanation.
+    pub fn detail(&self) -> &str {
+        match &self.recorded {
+            Some(r) => r.detail(),
+            None => "not checked yet",
+        }
+    }
+    /// When the verdict was decided.
+    pub fn decided_at(&self) -> Option<&str> {
+        self.recorded.as_ref().map(|r| r.decided_at())
+    }
+    /// Snapshot judged last.
+    pub fn snapshot(&self) -> Option<&str> {
+        self.recorded.as_ref().and_then(|r| r.snapshot_hash())
+    }
+    /// Baseline snapshot.
+    pub fn baseline(&self) -> Option<&str> {
+        self.recorded.as_ref().and_then(|r| r.baseline_snapshot())
+    }
+    /// When the baseline was set (first reading, or the last resolve).
+    pub fn baseline_at(&self) -> Option<&str> {
+        self.recorded.as_ref().and_then(|r| r.baseline_at())
+    }
+    /// Near-match variant found.
+    pub fn found(&self) -> Option<&str> {
+        self.recorded.as_ref().and_then(|r| r.found())
+    }
+    /// Live link to the quote (text fragment).
+    pub fn link(&self) -> Option<&str> {
+        self.recorded.as_ref().and_then(|r| r.link())
+    }
+    /// Where on the page the quote is.
+    pub fn location(&self) -> Option<&str> {
+        self.recorded.as_ref().and_then(|r| r.location())
+    }
     /// Whether the source's bytes differ from the baseline.
     pub fn source_changed(&self) -> bool {
-        matches!((&self.snapshot, &self.baseline), (Some(s), Some(b)) if s != b)
+        matches!((self.snapshot(), self.baseline()), (Some(s), Some(b)) if s != b)
     }
 }
 
@@ -304,8 +326,29 @@ struct JsonCitation<'a> {
     link: Option<&'a str>,
     location: Option<&'a str>,
     checked_at: Option<&'a str>,
-    file: String,
+    #[serde(serialize_with = "path_as_shown")]
+    file: &'a std::path::Path,
     line: usize,
+}
+
+/// A path as `Path::display` shows it, written without an intermediate `String`.
+fn path_as_shown<S: serde::Serializer>(p: &&std::path::Path, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&p.display())
+}
+
+/// A sequence serialised one element at a time from an iterator: `check --format json` never
+/// holds a second copy of 100,000 citations.
+struct Streamed<F>(F);
+
+impl<F, I> Serialize for Streamed<F>
+where
+    F: Fn() -> I,
+    I: Iterator,
+    I::Item: Serialize,
+{
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq((self.0)())
+    }
 }
 
 #[derive(Serialize)]
@@ -328,7 +371,7 @@ struct JsonQueue<'a> {
 }
 
 #[derive(Serialize)]
-struct JsonCheck<'a> {
+struct JsonCheck<'a, C, Q> {
     registry: &'a str,
     generated_at: String,
     stale: bool,
@@ -340,8 +383,8 @@ struct JsonCheck<'a> {
     last_run: Option<&'a LastRun>,
     /// Notification targets with events waiting.
     notifications: &'a [Undelivered],
-    citations: Vec<JsonCitation<'a>>,
-    queue: Vec<JsonQueue<'a>>,
+    citations: C,
+    queue: Q,
 }
 
 /// `check --format json`: one object with `citations[]` and `queue[]` (SPEC §4).
@@ -354,28 +397,24 @@ pub fn check_json(s: &State<'_>) -> String {
 
 /// [`check_json`], streamed into `w` (a large registry's output is never held whole).
 pub fn write_check_json(s: &State<'_>, w: &mut impl std::io::Write) -> std::io::Result<()> {
-    let citations = s
-        .citations
-        .iter()
-        .map(|c| JsonCitation {
+    let citations = Streamed(|| {
+        s.citations.iter().map(|c| JsonCitation {
             offering: &c.citation.offering,
             dimension: &c.citation.dimension,
             url: &c.citation.url,
             verdict: c.verdict,
             expired: c.expired,
             quote: c.citation.quote.as_deref(),
-            detail: &c.detail,
-            link: c.link.as_deref(),
-            location: c.location.as_deref(),
-            checked_at: c.decided_at.as_deref(),
-            file: c.citation.file.display().to_string(),
+            detail: &c.detail(),
+            link: c.link(),
+            location: c.location(),
+            checked_at: c.decided_at(),
+            file: &c.citation.file,
             line: c.citation.line,
         })
-        .collect();
-    let queue = s
-        .queue
-        .iter()
-        .map(|q| JsonQueue {
+    });
+    let queue = Streamed(|| {
+        s.queue.iter().map(|q| JsonQueue {
             id: q.id,
             offering: &q.offering,
             dimension: &q.dimension,
@@ -390,7 +429,7 @@ pub fn write_check_json(s: &State<'_>, w: &mut impl std::io::Write) -> std::io::
             note: q.note.as_deref(),
             archived: s.archived.get(&q.citation_key),
         })
-        .collect();
+    });
     let open_items = s.open().count();
     let out = JsonCheck {
         registry: &s.registry.name,
@@ -556,8 +595,8 @@ pub fn report_md(s: &State<'_>) -> String {
             c.citation.dimension,
             shown(&c.citation.url),
             c.verdict,
-            short_hash(c.baseline.as_deref()),
-            short_hash(c.snapshot.as_deref())
+            short_hash(c.baseline()),
+            short_hash(c.snapshot())
         );
     }
     out
@@ -591,7 +630,7 @@ pub fn item_md(iv: &ItemView<'_, '_>) -> String {
                 shown(&a.url)
             );
         }
-        if let Some(found) = &st.found {
+        if let Some(found) = &st.found() {
             let _ = writeln!(out, "  - page now says: “{}”", md_escape(found));
             if let (Some(quote), Verdict::Drifted) = (&st.citation.quote, st.verdict) {
                 let _ = writeln!(
@@ -601,10 +640,10 @@ pub fn item_md(iv: &ItemView<'_, '_>) -> String {
                 );
             }
         }
-        if let Some(loc) = &st.location {
+        if let Some(loc) = &st.location() {
             let _ = writeln!(out, "  - found under: {}", md_escape(loc));
         }
-        if let Some(link) = &st.link {
+        if let Some(link) = &st.link() {
             let _ = writeln!(out, "  - live: <{}>", shown(link));
         }
         if let Some(r) = iv.review {
@@ -618,10 +657,10 @@ pub fn item_md(iv: &ItemView<'_, '_>) -> String {
         let _ = writeln!(
             out,
             "  - snapshots: baseline `{}` ({}), current `{}` ({})",
-            short_hash(st.baseline.as_deref()),
-            st.baseline_at.as_deref().map_or("none", short_ts),
-            short_hash(st.snapshot.as_deref()),
-            st.decided_at.as_deref().map_or("never", short_ts)
+            short_hash(st.baseline()),
+            st.baseline_at().map_or("none", short_ts),
+            short_hash(st.snapshot()),
+            st.decided_at().map_or("never", short_ts)
         );
     }
     out
@@ -1165,22 +1204,22 @@ pub fn item_text(v: &ItemView<'_, '_>, colour: bool) -> String {
                 shown(&a.url)
             );
         }
-        if let Some(found) = &st.found {
+        if let Some(found) = &st.found() {
             let _ = writeln!(out, "page now:    “{found}”");
         }
-        if let Some(loc) = &st.location {
+        if let Some(loc) = &st.location() {
             let _ = writeln!(out, "found under: {loc}");
         }
-        if let Some(link) = &st.link {
+        if let Some(link) = &st.link() {
             let _ = writeln!(out, "live:        {}", shown(link));
         }
         let _ = writeln!(
             out,
             "snapshots:   baseline {} ({}) → current {} ({})",
-            short_hash(st.baseline.as_deref()),
-            st.baseline_at.as_deref().map_or("none", short_ts),
-            short_hash(st.snapshot.as_deref()),
-            st.decided_at.as_deref().map_or("never", short_ts)
+            short_hash(st.baseline()),
+            st.baseline_at().map_or("none", short_ts),
+            short_hash(st.snapshot()),
+            st.decided_at().map_or("never", short_ts)
         );
         let _ = writeln!(
             out,
@@ -1303,7 +1342,7 @@ pub fn check_junit(s: &State<'_>, fail_on: &[String]) -> String {
                 cases,
                 "<system-out>{}: {}</system-out>",
                 c.verdict,
-                esc(&c.detail)
+                esc(&c.detail())
             );
         } else {
             failures += 1;
@@ -1320,7 +1359,7 @@ pub fn check_junit(s: &State<'_>, fail_on: &[String]) -> String {
             let _ = write!(
                 cases,
                 "<failure message=\"{}\" type=\"{}\">{}</failure>",
-                esc_attr(&format!("{reasons}: {}", c.detail)),
+                esc_attr(&format!("{reasons}: {}", c.detail())),
                 esc_attr(&reasons),
                 esc(&text)
             );
@@ -1495,7 +1534,7 @@ pub fn report_html(s: &State<'_>) -> String {
                             esc(&a.describe(st.citation.quote.is_some()))
                         );
                     }
-                    if let Some(found) = &st.found {
+                    if let Some(found) = &st.found() {
                         let _ = write!(
                             out,
                             "<tr><td>Page now</td><td><blockquote>{}</blockquote></td></tr>",
@@ -1516,10 +1555,10 @@ pub fn report_html(s: &State<'_>) -> String {
                     if let Some(c) = review.and_then(|r| r.changes.as_ref()) {
                         let _ = write!(out, "<tr><td>Change</td><td>{}</td></tr>", changes_html(c));
                     }
-                    if let Some(loc) = &st.location {
+                    if let Some(loc) = &st.location() {
                         let _ = write!(out, "<tr><td>Found under</td><td>{}</td></tr>", esc(loc));
                     }
-                    if let Some(link) = &st.link {
+                    if let Some(link) = &st.link() {
                         let _ = write!(
                             out,
                             "<tr><td>Live</td><td><a href=\"{}\" rel=\"noreferrer noopener\">open at the quote</a></td></tr>",
@@ -1529,10 +1568,10 @@ pub fn report_html(s: &State<'_>) -> String {
                     let _ = write!(
                         out,
                         "<tr><td>Snapshots</td><td><code>{}</code> (baseline, {}) → <code>{}</code> (checked {})</td></tr></table>",
-                        esc(short_hash(st.baseline.as_deref())),
-                        esc(st.baseline_at.as_deref().map_or("none", short_ts)),
-                        esc(short_hash(st.snapshot.as_deref())),
-                        esc(st.decided_at.as_deref().map_or("never", short_ts))
+                        esc(short_hash(st.baseline())),
+                        esc(st.baseline_at().map_or("none", short_ts)),
+                        esc(short_hash(st.snapshot())),
+                        esc(st.decided_at().map_or("never", short_ts))
                     );
                 }
                 out.push_str("</div>\n");
@@ -1561,8 +1600,8 @@ pub fn report_html(s: &State<'_>) -> String {
                 esc_attr(&safe_href(&shown(&c.citation.url))),
                 esc(&shown(&c.citation.url)),
                 c.verdict,
-                esc(short_hash(c.baseline.as_deref())),
-                esc(short_hash(c.snapshot.as_deref()))
+                esc(short_hash(c.baseline())),
+                esc(short_hash(c.snapshot()))
             );
         }
         out.push_str("</ul>\n");

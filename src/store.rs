@@ -281,6 +281,102 @@ pub struct ExportedFetch {
     pub exchanges: Option<String>,
 }
 
+/// A citation's latest verdict as `check` and `report` read it, its text fields packed into
+/// one allocation: at 100,000 citations a `String` per field cost tens of megabytes in
+/// allocations alone. Fields a [`VerdictColumns`] did not ask for read as empty or `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedVerdict {
+    text: Box<str>,
+    /// End of each field in `text` (each starts where the one before ends).
+    ends: [u32; RecordedVerdict::FIELDS],
+    /// Bit `i` set: field `i` is present (`Some`, possibly empty).
+    present: u16,
+}
+
+impl RecordedVerdict {
+    const FIELDS: usize = 9;
+    const VERDICT: usize = 0;
+    const DETAIL: usize = 1;
+    const SNAPSHOT: usize = 2;
+    const FOUND: usize = 3;
+    const DECIDED_AT: usize = 4;
+    const LINK: usize = 5;
+    const LOCATION: usize = 6;
+    const BASELINE: usize = 7;
+    const BASELINE_AT: usize = 8;
+
+    /// Packs the fields, in the order of the `FIELDS` constants. `None` when they exceed 4 GiB
+    /// together (never for what citewatch writes).
+    fn pack(fields: [Option<&str>; RecordedVerdict::FIELDS]) -> Option<RecordedVerdict> {
+        let len: usize = fields.iter().map(|f| f.map_or(0, str::len)).sum();
+        u32::try_from(len).ok()?;
+        let mut text = String::with_capacity(len);
+        let mut ends = [0u32; RecordedVerdict::FIELDS];
+        let mut present = 0u16;
+        for (i, f) in fields.iter().enumerate() {
+            if let Some(f) = f {
+                text.push_str(f);
+                present |= 1 << i;
+            }
+            ends[i] = text.len() as u32;
+        }
+        Some(RecordedVerdict {
+            text: text.into_boxed_str(),
+            ends,
+            present,
+        })
+    }
+
+    fn field(&self, i: usize) -> Option<&str> {
+        if self.present & (1 << i) == 0 {
+            return None;
+        }
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        self.text.get(start..self.ends[i] as usize)
+    }
+
+    /// Verdict word.
+    pub fn verdict(&self) -> &str {
+        self.field(Self::VERDICT).unwrap_or_default()
+    }
+    /// Explanation.
+    pub fn detail(&self) -> &str {
+        self.field(Self::DETAIL).unwrap_or_default()
+    }
+    /// Snapshot judged.
+    pub fn snapshot_hash(&self) -> Option<&str> {
+        self.field(Self::SNAPSHOT)
+    }
+    /// Near-match variant.
+    pub fn found(&self) -> Option<&str> {
+        self.field(Self::FOUND)
+    }
+    /// When.
+    pub fn decided_at(&self) -> &str {
+        self.field(Self::DECIDED_AT).unwrap_or_default()
+    }
+    /// Live link to the quote.
+    pub fn link(&self) -> Option<&str> {
+        self.field(Self::LINK)
+    }
+    /// Where on the page the quote is.
+    pub fn location(&self) -> Option<&str> {
+        self.field(Self::LOCATION)
+    }
+    /// Baseline snapshot of the citation.
+    pub fn baseline_snapshot(&self) -> Option<&str> {
+        self.field(Self::BASELINE)
+    }
+    /// When the baseline was set.
+    pub fn baseline_at(&self) -> Option<&str> {
+        self.field(Self::BASELINE_AT)
+    }
+}
+
+/// The latest verdict of every citation, by its key.
+pub type RecordedVerdicts =
+    std::collections::HashMap<crate::registry::CitationKey, Box<RecordedVerdict>>;
+
 /// Which columns of the latest verdicts a reader needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerdictColumns {
@@ -895,7 +991,7 @@ impl Store {
     pub async fn latest_verdicts_by_key(
         &self,
         columns: VerdictColumns,
-    ) -> Result<std::collections::HashMap<String, Box<LatestVerdict>>> {
+    ) -> Result<RecordedVerdicts> {
         const BATCH: i64 = 5000;
         // Literal statements (sqlx audits dynamic SQL), differing only in their columns.
         let sql: &'static str = match columns {
@@ -957,30 +1053,33 @@ impl Store {
             let (Some(json), Some(last)) = (json, last) else {
                 break;
             };
-            let rows: Vec<Row> = serde_json::from_str(&json).map_err(|e| StoreError::Sqlx {
+            let decode = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Sqlx {
                 path: self.path.clone(),
-                source: sqlx::Error::Decode(Box::new(e)),
-            })?;
+                source: sqlx::Error::Decode(e),
+            };
+            let rows: Vec<Row> = serde_json::from_str(&json).map_err(|e| decode(Box::new(e)))?;
             for (key, verdict, detail, snapshot_hash, found, decided_at, link, location, bs, ba) in
                 rows
             {
-                // Boxed: the map's table stays small, and each verdict's memory is freed as the
-                // caller moves it out.
-                map.insert(
-                    key,
-                    Box::new(LatestVerdict {
-                        citation_key: String::new(),
-                        verdict,
-                        detail,
-                        snapshot_hash,
-                        found,
-                        decided_at,
-                        link,
-                        location,
-                        baseline_snapshot: bs,
-                        baseline_at: ba,
-                    }),
-                );
+                // A key that is not one of ours belongs to no citation of any registry.
+                let Some(key) = crate::registry::CitationKey::from_hex(&key) else {
+                    continue;
+                };
+                let packed = RecordedVerdict::pack([
+                    Some(&verdict),
+                    Some(&detail),
+                    snapshot_hash.as_deref(),
+                    found.as_deref(),
+                    Some(&decided_at),
+                    link.as_deref(),
+                    location.as_deref(),
+                    bs.as_deref(),
+                    ba.as_deref(),
+                ])
+                .ok_or_else(|| decode("a verdict's text exceeds 4 GiB".into()))?;
+                // Boxed: the map's table stays small, and each verdict's memory moves to the
+                // caller without a copy.
+                map.insert(key, Box::new(packed));
             }
             after = last;
             if n < BATCH {
@@ -1571,4 +1670,39 @@ async fn close_others(
         closed += 1;
     }
     Ok(closed)
+}
+
+#[cfg(test)]
+mod recorded_tests {
+    use super::RecordedVerdict;
+
+    #[test]
+    fn packed_fields_read_back_as_written() {
+        let r = RecordedVerdict::pack([
+            Some("drifted"),
+            Some("quote changed: \"é\""),
+            None,
+            Some(""),
+            Some("2026-11-26T03:00:00Z"),
+            Some("https://a.example/#:~:text=x"),
+            None,
+            Some("abc"),
+            None,
+        ])
+        .unwrap();
+        assert_eq!(r.verdict(), "drifted");
+        assert_eq!(r.detail(), "quote changed: \"é\"");
+        assert_eq!(r.snapshot_hash(), None);
+        // Present but empty is not absent.
+        assert_eq!(r.found(), Some(""));
+        assert_eq!(r.decided_at(), "2026-11-26T03:00:00Z");
+        assert_eq!(r.link(), Some("https://a.example/#:~:text=x"));
+        assert_eq!(r.location(), None);
+        assert_eq!(r.baseline_snapshot(), Some("abc"));
+        assert_eq!(r.baseline_at(), None);
+
+        let empty = RecordedVerdict::pack([None; 9]).unwrap();
+        assert_eq!((empty.verdict(), empty.detail()), ("", ""));
+        assert_eq!(empty.link(), None);
+    }
 }

@@ -273,8 +273,10 @@ pub fn detail(state: Option<&State<'_>>, item: &QueueItem) -> ItemDetail {
     ItemDetail {
         quote: view.status.and_then(|st| st.citation.quote.clone()),
         verdict: view.status.map(|st| st.verdict.to_string()),
-        checked_at: view.status.and_then(|st| st.decided_at.clone()),
-        link: view.status.and_then(|st| st.link.clone()),
+        checked_at: view
+            .status
+            .and_then(|st| st.decided_at().map(str::to_string)),
+        link: view.status.and_then(|st| st.link().map(str::to_string)),
         archived: view.archived.cloned(),
         markdown: crate::report::item_md(&view),
     }

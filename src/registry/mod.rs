@@ -179,7 +179,12 @@ impl Citation {
     /// The citation's identity: (offering, dimension, url, quote). Editing any of these makes a
     /// new citation; reordering sources does not. Hex SHA-256 over the four parts.
     pub fn key(&self) -> String {
-        citation_key(
+        self.identity().to_string()
+    }
+
+    /// [`Citation::key`] as bytes: no allocation, for maps over every citation.
+    pub fn identity(&self) -> CitationKey {
+        CitationKey::of(
             &self.offering,
             &self.dimension,
             &self.url,
@@ -188,21 +193,77 @@ impl Citation {
     }
 }
 
+/// A citation's identity key as bytes (the first 16 bytes of SHA-256 over its identifying
+/// parts); displayed as the 32 hex digits stored in the database.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CitationKey([u8; 16]);
+
+impl CitationKey {
+    /// The key of the citation with these four identifying parts.
+    pub fn of(offering: &str, dimension: &str, url: &str, quote: Option<&str>) -> CitationKey {
+        let mut h = Sha256::new();
+        for part in [offering, dimension, url] {
+            h.update(part.as_bytes());
+            h.update([0u8]);
+        }
+        match quote {
+            Some(q) => {
+                h.update([1u8]);
+                h.update(q.as_bytes());
+            }
+            None => h.update([0u8]),
+        }
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&h.finalize()[..16]);
+        CitationKey(key)
+    }
+
+    /// Parses the 32 hex digits of a stored key; `None` for anything else (such a key
+    /// belongs to no citation of any registry).
+    pub fn from_hex(s: &str) -> Option<CitationKey> {
+        let mut key = [0u8; 16];
+        hex::decode_to_slice(s, &mut key).ok()?;
+        // Stored keys are lower case; an upper-case spelling is a different key.
+        (s.bytes().all(|b| !b.is_ascii_uppercase())).then_some(CitationKey(key))
+    }
+}
+
+impl fmt::Display for CitationKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0u8; 32];
+        // Cannot fail: the buffer is exactly twice the key's length.
+        let _ = hex::encode_to_slice(self.0, &mut buf);
+        f.write_str(std::str::from_utf8(&buf).unwrap_or_default())
+    }
+}
+
+impl fmt::Debug for CitationKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl PartialEq<str> for CitationKey {
+    fn eq(&self, other: &str) -> bool {
+        CitationKey::from_hex(other) == Some(*self)
+    }
+}
+
+impl PartialEq<CitationKey> for String {
+    fn eq(&self, other: &CitationKey) -> bool {
+        other == self.as_str()
+    }
+}
+
+impl PartialEq<String> for CitationKey {
+    fn eq(&self, other: &String) -> bool {
+        self == other.as_str()
+    }
+}
+
 /// Computes the identity key of a citation from its four identifying parts.
 pub fn citation_key(offering: &str, dimension: &str, url: &str, quote: Option<&str>) -> String {
-    let mut h = Sha256::new();
-    for part in [offering, dimension, url] {
-        h.update(part.as_bytes());
-        h.update([0u8]);
-    }
-    match quote {
-        Some(q) => {
-            h.update([1u8]);
-            h.update(q.as_bytes());
-        }
-        None => h.update([0u8]),
-    }
-    hex::encode(&h.finalize()[..16])
+    CitationKey::of(offering, dimension, url, quote).to_string()
 }
 
 impl Registry {

@@ -538,3 +538,29 @@ fn archived_copy_is_read_and_linted_like_a_url() {
         assert!(msg.contains(says) && msg.contains("archived"), "{msg}");
     }
 }
+
+#[test]
+fn citation_key_bytes_match_the_stored_hex() {
+    let k = CitationKey::of("o", "d", "https://a.example/x", Some("Quote."));
+    let hex = citation_key("o", "d", "https://a.example/x", Some("Quote."));
+    assert_eq!(k.to_string(), hex);
+    assert_eq!(hex.len(), 32);
+    assert_eq!(CitationKey::from_hex(&hex), Some(k));
+    assert!(k == *hex.as_str() && hex == k);
+    // A quote, none, and an empty quote are three citations.
+    let none = CitationKey::of("o", "d", "https://a.example/x", None);
+    let empty = CitationKey::of("o", "d", "https://a.example/x", Some(""));
+    assert!(none != k && empty != k && none != empty);
+    // Only our own spelling parses: 32 lower-case hex digits.
+    for bad in [
+        "",
+        "zz",
+        &hex[..31],
+        &format!("{hex}0"),
+        &hex.to_uppercase(),
+        "gggggggggggggggggggggggggggggggg",
+    ] {
+        assert_eq!(CitationKey::from_hex(bad), None, "{bad}");
+        assert!(k != *bad);
+    }
+}
