@@ -78,6 +78,9 @@ pub struct RunSummary {
     pub queue: QueueDelta,
     /// Body bytes downloaded.
     pub bytes: u64,
+    /// Citations whose previous judgement was re-used: same bytes, citation, baseline and
+    /// engine as when it was decided.
+    pub reused: usize,
     /// Wall time.
     pub elapsed: std::time::Duration,
     /// URLs not fetched because the run deadline was reached.
@@ -115,6 +118,14 @@ impl std::fmt::Display for RunSummary {
             self.bytes,
             self.elapsed.as_secs_f64()
         )?;
+        if self.reused > 0 {
+            write!(
+                f,
+                "; {} judgement{} re-used (nothing they rest on changed)",
+                self.reused,
+                if self.reused == 1 { "" } else { "s" }
+            )?;
+        }
         if let Some(done) = self.resumed {
             write!(
                 f,
@@ -261,6 +272,7 @@ pub async fn run(
     }
     summary.queue += totals.queue;
     summary.bytes += totals.bytes;
+    summary.reused += totals.reused;
     let mut first_error = None;
     for r in results {
         match r {
@@ -441,6 +453,7 @@ struct HostResult {
     verdicts: Vec<Verdict>,
     queue: QueueDelta,
     bytes: u64,
+    reused: usize,
     urls_done: usize,
 }
 
@@ -564,6 +577,7 @@ impl Ctx<'_> {
             totals.verdicts.extend(out.verdicts);
             totals.queue += out.queue;
             totals.bytes += out.bytes;
+            totals.reused += out.reused;
             totals.urls_done += 1;
             drop(totals);
             if let Some(pb) = &self.opts.progress {
@@ -586,11 +600,13 @@ impl Ctx<'_> {
         };
         let url = state_key.as_str();
         let state = self.store.source_state(url).await?.unwrap_or_default();
-        // Conditional requests only when the body they would let us re-use is intact on disk.
-        let have_good = state
+        // Conditional requests only when the body they would let us re-use is intact on disk
+        // (read back and its hash checked once, here; a 304 then re-uses these bytes).
+        let good_bytes = state
             .last_good_snapshot
             .as_deref()
-            .is_some_and(|h| self.snapshots.has(h));
+            .and_then(|h| self.snapshots.get(h).ok());
+        let have_good = good_bytes.is_some();
         let validators = if have_good {
             Validators {
                 etag: state.etag.clone(),
@@ -609,11 +625,12 @@ impl Ctx<'_> {
         // more without validators; what that brings is the reading.
         let mut stored = None;
         if matches!(outcome, FetchOutcome::NotModified { .. }) {
-            stored = self.stored_body(&state, have_good);
+            stored = self.stored_body(&state, good_bytes);
             if stored.is_none() && validators != Validators::default() {
                 outcome = self.fetch_once(source, &Validators::default()).await;
                 if matches!(outcome, FetchOutcome::NotModified { .. }) {
-                    stored = self.stored_body(&state, have_good);
+                    // Asked without validators: nothing of ours was intact to re-use.
+                    stored = self.stored_body(&state, None);
                 }
             }
         }
@@ -779,34 +796,58 @@ impl Ctx<'_> {
             }
         };
 
-        // Judge every citation of the source (pure), on the same decision.
+        // Judge every citation of the source (pure), on the same decision. A citation whose
+        // latest judgement was decided on the same basis (same bytes, citation, baseline and
+        // engine) re-uses it: a 304 or an unchanged body costs no extraction or matching.
         let mut baselines: HashMap<(String, Option<String>), Option<extract::Extracted>> =
             HashMap::new();
         let mut verdicts = Vec::with_capacity(source.citations.len());
         for c in &source.citations {
-            let judgement = match (&assessment, &body) {
+            let (judgement, basis) = match (&assessment, &body) {
                 (Assessment::Document, Some(b)) => {
-                    if !texts.contains_key(&c.selector) {
-                        let t = extract_bounded(
-                            b.bytes.clone(),
-                            b.content_type.clone(),
-                            c.selector.clone(),
-                        )
-                        .await;
-                        texts.insert(c.selector.clone(), t);
-                    }
-                    let text = &texts[&c.selector];
-                    let baseline = self.baseline(c, b, text, &mut baselines).await?;
-                    let reading = Reading::Read {
-                        text: text.as_ref().map_err(String::as_str),
-                        moved_to: moved_to.as_deref(),
-                        redirects: &redirects,
+                    let key = c.key();
+                    let baseline_ref = self.store.baseline(&key).await?;
+                    let basis = verdict::basis(
+                        c,
+                        &b.hash,
+                        b.content_type.as_deref(),
+                        baseline_ref.as_ref().map(|(h, _)| h.as_str()),
+                        moved_to.as_deref(),
+                        &redirects,
+                    );
+                    let judgement = match self.store.judgement_on(&key, &basis).await? {
+                        Some(previous) => {
+                            out.reused += 1;
+                            previous
+                        }
+                        None => {
+                            if !texts.contains_key(&c.selector) {
+                                let t = extract_bounded(
+                                    b.bytes.clone(),
+                                    b.content_type.clone(),
+                                    c.selector.clone(),
+                                )
+                                .await;
+                                texts.insert(c.selector.clone(), t);
+                            }
+                            let text = &texts[&c.selector];
+                            let baseline = self
+                                .baseline(c, baseline_ref, b, text, &mut baselines)
+                                .await?;
+                            let reading = Reading::Read {
+                                text: text.as_ref().map_err(String::as_str),
+                                moved_to: moved_to.as_deref(),
+                                redirects: &redirects,
+                            };
+                            verdict::judge(c, &reading, baseline.as_ref(), self.opts.confirm, now)
+                        }
                     };
-                    verdict::judge(c, &reading, baseline.as_ref(), self.opts.confirm, now)
+                    (judgement, Some(basis))
                 }
-                (Assessment::Failure(f), _) => {
-                    verdict::judge(c, &f.reading(), None, self.opts.confirm, now)
-                }
+                (Assessment::Failure(f), _) => (
+                    verdict::judge(c, &f.reading(), None, self.opts.confirm, now),
+                    None,
+                ),
                 (Assessment::Document, None) => {
                     return Err(RunError::Internal(format!(
                         "{}: a document without a body",
@@ -821,6 +862,7 @@ impl Ctx<'_> {
                     .as_ref()
                     .filter(|_| judgement.verdict.read_content())
                     .map(|b| b.hash.clone()),
+                basis: basis.filter(|_| judgement.verdict.read_content()),
                 judgement,
             });
         }
@@ -869,20 +911,19 @@ impl Ctx<'_> {
         }
     }
 
-    /// The stored body a 304 points at, when it can be read back intact.
-    fn stored_body(&self, state: &crate::store::SourceState, have_good: bool) -> Option<Body> {
-        let hash = state.last_good_snapshot.clone().filter(|_| have_good)?;
-        match self.snapshots.get(&hash) {
-            Ok(bytes) => Some(Body {
-                hash,
-                bytes: Arc::new(bytes),
-                content_type: state.content_type.clone(),
-            }),
-            Err(e) => {
-                tracing::warn!(url = %crate::redact(&state.url), error = %e, "stored snapshot unreadable after a 304");
-                None
-            }
-        }
+    /// The stored body a 304 points at: the last good body, read back intact before the
+    /// request (`good`), or nothing.
+    fn stored_body(
+        &self,
+        state: &crate::store::SourceState,
+        good: Option<Vec<u8>>,
+    ) -> Option<Body> {
+        let hash = state.last_good_snapshot.clone()?;
+        Some(Body {
+            hash,
+            bytes: Arc::new(good?),
+            content_type: state.content_type.clone(),
+        })
     }
 
     /// Writes a body as a content-addressed snapshot on the blocking pool.
@@ -903,11 +944,12 @@ impl Ctx<'_> {
     async fn baseline(
         &self,
         c: &Citation,
+        baseline: Option<(String, Option<String>)>,
         current: &Body,
         current_text: &Result<extract::Extracted, String>,
         cache: &mut HashMap<(String, Option<String>), Option<extract::Extracted>>,
     ) -> Result<Option<extract::Extracted>, RunError> {
-        let Some((hash, ct)) = self.store.baseline(&c.key()).await? else {
+        let Some((hash, ct)) = baseline else {
             return Ok(None);
         };
         if hash == current.hash {

@@ -130,6 +130,8 @@ pub struct VerdictRecord {
     pub judgement: Judgement,
     /// The snapshot judged, if content was read.
     pub snapshot_hash: Option<String>,
+    /// What a content verdict was decided on ([`crate::verdict::basis`]); `None` otherwise.
+    pub basis: Option<String>,
 }
 
 /// The outcome of a fetch as stored.
@@ -821,11 +823,12 @@ impl Store {
                 .map_err(&e)?;
             }
             sqlx::query(
-                "INSERT INTO verdicts (run_id, fetch_id, citation_key, verdict, detail, text_hash, snapshot_hash, found, decided_at, link, location)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                "INSERT INTO verdicts (run_id, fetch_id, citation_key, verdict, detail, text_hash, snapshot_hash, found, decided_at, link, location, basis, fingerprint, also)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
                  ON CONFLICT(run_id, citation_key) DO UPDATE SET fetch_id = excluded.fetch_id, verdict = excluded.verdict,
                     detail = excluded.detail, text_hash = excluded.text_hash, snapshot_hash = excluded.snapshot_hash,
-                    found = excluded.found, decided_at = excluded.decided_at, link = excluded.link, location = excluded.location",
+                    found = excluded.found, decided_at = excluded.decided_at, link = excluded.link, location = excluded.location,
+                    basis = excluded.basis, fingerprint = excluded.fingerprint, also = excluded.also",
             )
             .bind(rec.run_id)
             .bind(fetch_id)
@@ -838,6 +841,16 @@ impl Store {
             .bind(&at)
             .bind(&v.judgement.link)
             .bind(&v.judgement.location)
+            .bind(&v.basis)
+            .bind(&v.judgement.fingerprint)
+            .bind(
+                v.judgement
+                    .also
+                    .iter()
+                    .map(|a| a.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
             .execute(&mut *tx)
             .await
             .map_err(&e)?;
@@ -1087,6 +1100,68 @@ impl Store {
             }
         }
         Ok(map)
+    }
+
+    /// The citation's latest judgement when it was decided on exactly `basis` (see
+    /// [`crate::verdict::basis`]), for re-use; `None` when its latest verdict was decided on
+    /// anything else, on no content, or by a citewatch without bases, or when a stored word
+    /// no longer parses.
+    pub async fn judgement_on(
+        &self,
+        citation_key: &str,
+        basis: &str,
+    ) -> Result<Option<crate::verdict::Judgement>> {
+        type Row = (
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT verdict, detail, text_hash, fingerprint, found, also, link, location, basis
+             FROM verdicts WHERE citation_key = $1 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(citation_key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.err())?;
+        let Some((verdict, detail, text_hash, fingerprint, found, also, link, location, was)) = row
+        else {
+            return Ok(None);
+        };
+        if was.as_deref() != Some(basis) {
+            return Ok(None);
+        }
+        let (Ok(verdict), Some(fingerprint)) = (verdict.parse(), fingerprint) else {
+            return Ok(None);
+        };
+        let mut reasons = Vec::new();
+        for word in also
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .filter(|w| !w.is_empty())
+        {
+            match word.parse() {
+                Ok(v) => reasons.push(v),
+                Err(_) => return Ok(None),
+            }
+        }
+        Ok(Some(crate::verdict::Judgement {
+            verdict,
+            detail,
+            text_hash,
+            fingerprint,
+            found,
+            also: reasons,
+            link,
+            location,
+        }))
     }
 
     /// Queue items, optionally only those with `status`, oldest first.

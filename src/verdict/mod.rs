@@ -262,6 +262,63 @@ impl Judgement {
     }
 }
 
+/// The version of everything a content verdict is computed by: extraction, normalisation,
+/// quote matching, change detection and the judging rules. Bump it whenever any of them
+/// changes what a verdict would be: every citation is then judged afresh once, on its stored
+/// snapshot, instead of re-using its previous judgement.
+pub const ENGINE: u32 = 1;
+
+/// What a content verdict is decided on (see [`judge`]): the engine, the body (its snapshot
+/// hash and content type), the citation (key, selector, absent terms, render mode), its
+/// baseline snapshot, and how the body was reached (permanent-redirect target, redirect
+/// chain). Two readings with the same basis get the same judgement, so a run may re-use the
+/// previous one instead of extracting and matching again. Hex SHA-256 over the parts, each
+/// length-prefixed so no two different tuples hash alike.
+///
+/// A quote citation without a baseline counts as having this very snapshot as its baseline:
+/// the reading becomes the baseline, and a quote judged against its own page's text reads
+/// exactly as one judged with no baseline (the test
+/// `a_quote_judged_against_its_own_page_reads_as_a_first_reading` holds [`judge`] to that), so
+/// the run after a first reading re-uses it too. A citation without a quote is not: its first
+/// reading says so in its detail.
+pub fn basis(
+    citation: &Citation,
+    snapshot: &str,
+    content_type: Option<&str>,
+    baseline: Option<&str>,
+    moved_to: Option<&str>,
+    redirects: &str,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut part = |p: Option<&str>| match p {
+        None => h.update([0u8]),
+        Some(p) => {
+            h.update([1u8]);
+            h.update((p.len() as u64).to_le_bytes());
+            h.update(p.as_bytes());
+        }
+    };
+    part(Some(&ENGINE.to_string()));
+    part(Some(snapshot));
+    part(content_type);
+    part(Some(&citation.key()));
+    part(citation.selector.as_deref());
+    part(Some(&citation.absent.len().to_string()));
+    for term in &citation.absent {
+        part(Some(term));
+    }
+    part(Some(match citation.render {
+        crate::registry::Render::Http => "http",
+        crate::registry::Render::Browser => "browser",
+    }));
+    let baseline = baseline.or(citation.quote.as_ref().map(|_| snapshot));
+    part(baseline);
+    part(moved_to);
+    part(Some(redirects));
+    hex::encode(h.finalize())
+}
+
 /// Judges one citation. `baseline` is the citation's extracted text at baseline (None when
 /// there is no baseline yet: this reading becomes it).
 pub fn judge(
@@ -555,6 +612,84 @@ pub fn is_expired(
 mod tests {
     use super::*;
     use crate::registry::Render;
+
+    #[test]
+    fn every_part_of_a_basis_counts() {
+        let c = citation(Some("Quote"), &["x"]);
+        let b = |c: &Citation, snap, ct, base, moved, redirects| {
+            basis(c, snap, ct, base, moved, redirects)
+        };
+        let reference = b(&c, "s1", Some("text/html"), Some("b1"), None, "");
+        assert_eq!(
+            reference,
+            b(&c, "s1", Some("text/html"), Some("b1"), None, "")
+        );
+        let mut other = vec![
+            b(&c, "s2", Some("text/html"), Some("b1"), None, ""),
+            b(&c, "s1", Some("application/pdf"), Some("b1"), None, ""),
+            b(&c, "s1", None, Some("b1"), None, ""),
+            b(&c, "s1", Some("text/html"), Some("b2"), None, ""),
+            b(
+                &c,
+                "s1",
+                Some("text/html"),
+                Some("b1"),
+                Some("https://x/"),
+                "",
+            ),
+            b(
+                &c,
+                "s1",
+                Some("text/html"),
+                Some("b1"),
+                None,
+                "301 → https://x/",
+            ),
+        ];
+        let variants = [
+            Citation {
+                quote: Some("Quote!".into()),
+                ..c.clone()
+            },
+            Citation {
+                selector: Some("main".into()),
+                ..c.clone()
+            },
+            Citation {
+                absent: vec!["y".into()],
+                ..c.clone()
+            },
+            Citation {
+                absent: vec!["x".into(), "y".into()],
+                ..c.clone()
+            },
+            Citation {
+                render: Render::Browser,
+                ..c.clone()
+            },
+            Citation {
+                url: "https://example.com/other".into(),
+                ..c.clone()
+            },
+        ];
+        for v in &variants {
+            other.push(b(v, "s1", Some("text/html"), Some("b1"), None, ""));
+        }
+        for (i, o) in other.iter().enumerate() {
+            assert_ne!(&reference, o, "variant {i} hashed like the reference");
+        }
+        // A quote without a baseline is judged as against its own page; a citation without a
+        // quote is not (its first reading says so).
+        assert_eq!(
+            b(&c, "s1", None, None, None, ""),
+            b(&c, "s1", None, Some("s1"), None, "")
+        );
+        let plain = citation(None, &[]);
+        assert_ne!(
+            b(&plain, "s1", None, None, None, ""),
+            b(&plain, "s1", None, Some("s1"), None, "")
+        );
+    }
 
     fn citation(quote: Option<&str>, absent: &[&str]) -> Citation {
         Citation {

@@ -281,15 +281,12 @@ fn main() {
                     let mut cmd = std::process::Command::new(l);
                     cmd.args([
                         "--no-progress",
-                        "--include-fragments",
-                        "text-only",
-                        "--max-retries",
-                        "0",
-                        "--cache",
-                        "false",
+                        "--include-fragments=text-only",
+                        "--max-retries=0",
+                        "--cache=false",
                     ]);
                     if let Some(i) = interval {
-                        cmd.args(["--host-request-interval", i]);
+                        cmd.arg(format!("--host-request-interval={i}"));
                     }
                     cmd.arg(&links_path).current_dir(state.path());
                     let (cost, tail) = measure(cmd);

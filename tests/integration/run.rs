@@ -838,3 +838,101 @@ async fn an_unreadable_robots_txt_never_confirms_a_page_gone() {
     );
     store.close().await;
 }
+
+/// Incremental judgement: a citation whose previous judgement rests on the same bytes,
+/// citation, baseline and engine re-uses it; anything else under it changing re-judges it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn judgements_are_reused_only_while_nothing_they_rest_on_changed() {
+    let site = Site::start().await;
+    let page = |etag: &str, body: &str| Page::html(body).with_header("etag", etag);
+    site.set(
+        "/q",
+        page(
+            "\"q1\"",
+            "<main><p>We are SOC 2 Type II audited.</p></main>",
+        ),
+    );
+    site.set("/n", page("\"n1\"", "<p>Data stays in the EU.</p>"));
+    let quoted = |extra: &str| {
+        source(
+            &site.url("/q"),
+            &format!("quote = \"SOC 2 Type II audited\"\n{extra}"),
+        )
+    };
+    let cells = |soc2_extra: &str| {
+        offering(
+            "acme",
+            &[
+                ("soc2", "yes_public", vec![quoted(soc2_extra)]),
+                ("dpa", "yes_public", vec![source(&site.url("/n"), "")]),
+            ],
+        )
+    };
+    let env = Env::new(&[("acme", cells(""))]);
+    let s1 = env.run_at("2026-08-01T00:00:00Z").await;
+    assert_eq!(s1.reused, 0, "{s1}");
+    let first = verdicts(&env).await;
+
+    // 304s. The quote's first reading stands as it was; the quote-less citation's first
+    // reading said so, and is judged again against its new baseline.
+    let s2 = env.run_at("2026-08-02T00:00:00Z").await;
+    assert_eq!(s2.bytes, 0, "304s");
+    assert_eq!(s2.reused, 1, "{s2}");
+    assert!(s2.to_string().contains("1 judgement re-used"), "{s2}");
+    let second = verdicts(&env).await;
+    assert_eq!(second[&site.url("/q")], first[&site.url("/q")]);
+    assert_eq!(
+        second[&site.url("/n")].1,
+        "wording unchanged since baseline",
+        "{second:?}"
+    );
+    // Every run records a verdict for every citation, re-used or not.
+    let store = env.store().await;
+    let (rows,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM verdicts")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows, 4);
+    store.close().await;
+
+    let s3 = env.run_at("2026-08-03T00:00:00Z").await;
+    assert_eq!(s3.reused, 2, "{s3}");
+    assert_eq!(verdicts(&env).await, second);
+
+    // The citation changes (a selector now limits it, and an absent term is watched):
+    // judged afresh, on the stored body.
+    env.write_offering(
+        "acme",
+        &cells("selector = \"main\"\nabsent = [\"Type II audited\"]"),
+    );
+    let s4 = env.run_at("2026-08-04T00:00:00Z").await;
+    assert_eq!(s4.bytes, 0, "still 304s");
+    assert_eq!(s4.reused, 1, "only the unchanged citation: {s4}");
+    let v = verdicts(&env).await;
+    assert_eq!(verdict_of(&v, &site.url("/q")), "appeared", "{v:?}");
+
+    // The page changes: judged afresh.
+    site.set(
+        "/q",
+        page("\"q2\"", "<main><p>We are ISO 27001 certified.</p></main>"),
+    );
+    let s5 = env.run_at("2026-08-05T00:00:00Z").await;
+    assert_eq!(s5.reused, 1, "{s5}");
+    let v = verdicts(&env).await;
+    assert_eq!(verdict_of(&v, &site.url("/q")), "missing", "{v:?}");
+
+    // A failure is never re-used into a content verdict, and the next good reading of the
+    // same bytes after it is judged afresh (the latest verdict no longer rests on them).
+    site.set("/q", Page::status(503));
+    env.run_at("2026-08-06T00:00:00Z").await;
+    site.set(
+        "/q",
+        page("\"q2\"", "<main><p>We are ISO 27001 certified.</p></main>"),
+    );
+    let s7 = env.run_at("2026-08-07T00:00:00Z").await;
+    assert_eq!(s7.reused, 1, "only /n: {s7}");
+    assert_eq!(
+        verdict_of(&verdicts(&env).await, &site.url("/q")),
+        "missing"
+    );
+}
