@@ -221,8 +221,11 @@ pub async fn run(
         pb.set_length(plan.url_count() as u64);
     }
     let fetcher = Fetcher::new(opts.fetch.clone())?;
+    let (commits, incoming) = tokio::sync::mpsc::channel(GROUP_COMMIT_MAX * 4);
+    let committer = tokio::spawn(commit_loop(store.clone(), incoming));
     let ctx = Ctx {
         store,
+        commits: Some(commits),
         snapshots,
         fetcher: &fetcher,
         opts,
@@ -253,6 +256,12 @@ pub async fn run(
     let mut ctx = ctx;
     if let Some(Ok(r)) = ctx.renderer.take() {
         r.close().await;
+    }
+    // Fetches a host abandoned at the deadline may still be waiting: commit them before the
+    // run is closed.
+    drop(ctx.commits.take());
+    if let Err(e) = committer.await {
+        tracing::error!(error = %e, "the group committer stopped");
     }
     let totals = std::mem::take(
         &mut *ctx
@@ -441,10 +450,44 @@ struct Ctx<'a> {
     /// Internal errors caught while processing single URLs (each costs only that URL).
     panics: std::sync::Mutex<Vec<String>>,
     store: &'a Store,
+    /// Finished fetches on their way to the group committer (see [`commit_loop`]).
+    commits: Option<tokio::sync::mpsc::Sender<Commit>>,
     snapshots: &'a SnapshotStore,
     fetcher: &'a Fetcher,
     opts: &'a RunOptions,
     run_id: i64,
+}
+
+/// A finished fetch and where to say how its commit went.
+type Commit = (
+    FetchRecord,
+    tokio::sync::oneshot::Sender<Result<crate::store::QueueDelta, StoreError>>,
+);
+
+/// Most fetches committed in one transaction.
+const GROUP_COMMIT_MAX: usize = 64;
+
+/// Group commit: commits finished fetches as they arrive, each time all that are waiting
+/// (up to [`GROUP_COMMIT_MAX`]) in one transaction, and only then tells each sender. An idle
+/// committer takes the next fetch at once, so nothing waits for a batch to fill; under load
+/// the fetches that arrive during one commit share the next. Ends when every sender is gone
+/// and nothing is waiting.
+async fn commit_loop(store: Store, mut incoming: tokio::sync::mpsc::Receiver<Commit>) {
+    while let Some(first) = incoming.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < GROUP_COMMIT_MAX {
+            match incoming.try_recv() {
+                Ok(c) => batch.push(c),
+                Err(_) => break,
+            }
+        }
+        let records: Vec<&FetchRecord> = batch.iter().map(|(r, _)| r).collect();
+        let results = store.record_fetches(&records).await;
+        for ((_, reply), result) in batch.into_iter().zip(results) {
+            // A sender that gave up (the run deadline) needs no answer: its fetch is committed.
+            let _ = reply.send(result);
+        }
+    }
 }
 
 /// Running totals of a run, updated as each fetch is committed.
@@ -880,9 +923,18 @@ impl Ctx<'_> {
             raw_snapshot,
             exchanges,
         };
-        out.queue += self.store.record_fetch(&rec).await?;
+        out.queue += self.commit(rec).await?;
         tracing::info!(url = %crate::redact(url), elapsed_ms, "fetched");
         Ok(())
+    }
+
+    /// Commits a finished fetch through the group committer; returns once it is durable.
+    async fn commit(&self, rec: FetchRecord) -> Result<crate::store::QueueDelta, RunError> {
+        let gone = || RunError::Internal("the group committer stopped".into());
+        let commits = self.commits.as_ref().ok_or_else(gone)?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        commits.send((rec, reply)).await.map_err(|_| gone())?;
+        Ok(answer.await.map_err(|_| gone())??)
     }
 
     /// One attempt at a source: a plain fetch, or a browser render (launched on first use).

@@ -678,8 +678,49 @@ impl Store {
 
     /// Commits one finished fetch with all it implies, atomically.
     pub async fn record_fetch(&self, rec: &FetchRecord) -> Result<QueueDelta> {
-        let e = self.err();
         let mut tx = self.write_tx().await?;
+        let delta = self.record_fetch_in(&mut tx, rec).await?;
+        tx.commit().await.map_err(self.err())?;
+        Ok(delta)
+    }
+
+    /// Commits several finished fetches in one transaction (group commit: one transaction's
+    /// page writes instead of one per fetch), each with all it implies. Nothing is reported
+    /// for a fetch before its transaction committed. When the group's transaction fails, each
+    /// fetch is committed alone, so one that cannot be recorded costs only itself.
+    pub async fn record_fetches(&self, recs: &[&FetchRecord]) -> Vec<Result<QueueDelta>> {
+        if recs.len() == 1 {
+            return vec![self.record_fetch(recs[0]).await];
+        }
+        let together = async {
+            let mut tx = self.write_tx().await?;
+            let mut deltas = Vec::with_capacity(recs.len());
+            for rec in recs {
+                deltas.push(self.record_fetch_in(&mut tx, rec).await?);
+            }
+            tx.commit().await.map_err(self.err())?;
+            Ok::<_, StoreError>(deltas)
+        };
+        match together.await {
+            Ok(deltas) => deltas.into_iter().map(Ok).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, fetches = recs.len(), "group commit failed; committing each fetch alone");
+                let mut out = Vec::with_capacity(recs.len());
+                for rec in recs {
+                    out.push(self.record_fetch(rec).await);
+                }
+                out
+            }
+        }
+    }
+
+    /// The statements of [`Store::record_fetch`], inside the caller's transaction.
+    async fn record_fetch_in(
+        &self,
+        tx: &mut Transaction<'static, Sqlite>,
+        rec: &FetchRecord,
+    ) -> Result<QueueDelta> {
+        let e = self.err();
         let at = ts(rec.fetched_at);
         let snapshot = match &rec.row {
             FetchRow::Fetched { snapshot, .. } => Some(snapshot),
@@ -694,7 +735,7 @@ impl Store {
             .bind(snapshot.size)
             .bind(&snapshot.content_type)
             .bind(&at)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(&e)?;
         }
@@ -751,7 +792,7 @@ impl Store {
         .bind(rec.elapsed_ms)
         .bind(rec.raw_snapshot.as_ref().map(|r| r.hash.clone()))
         .bind(&rec.exchanges)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await
         .map_err(&e)?;
         let fetch_id = fetch_id.0;
@@ -773,7 +814,7 @@ impl Store {
                 .bind(&etag)
                 .bind(&lm)
                 .bind(words)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await
                 .map_err(&e)?;
             }
@@ -783,7 +824,7 @@ impl Store {
                 )
                 .bind(&rec.url)
                 .bind(&at)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await
                 .map_err(&e)?;
             }
@@ -799,14 +840,14 @@ impl Store {
                 .bind(&rec.url)
                 .bind(consecutive)
                 .bind((*consecutive > 0).then(|| ts(*first_failure_at)))
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await
                 .map_err(&e)?;
             }
         }
         let mut delta = QueueDelta::default();
         for v in &rec.verdicts {
-            upsert_citation(&mut tx, &v.citation, &at)
+            upsert_citation(tx, &v.citation, &at)
                 .await
                 .map_err(&e)?;
             if v.judgement.verdict.read_content()
@@ -818,7 +859,7 @@ impl Store {
                 .bind(&v.citation.key)
                 .bind(h)
                 .bind(&at)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await
                 .map_err(&e)?;
             }
@@ -851,13 +892,13 @@ impl Store {
                     .collect::<Vec<_>>()
                     .join(","),
             )
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(&e)?;
             let reasons = v.judgement.queue_reasons();
             for reason in &reasons {
                 delta += open_or_touch(
-                    &mut tx,
+                    tx,
                     &v.citation,
                     reason,
                     &v.judgement.detail,
@@ -872,12 +913,11 @@ impl Store {
             // leaves content items alone. Expiry is synced separately.
             if v.judgement.verdict.read_content() {
                 let note = format!("no longer observed: verdict now {}", v.judgement.verdict);
-                delta.closed += close_others(&mut tx, &v.citation.key, &reasons, &note, &at)
+                delta.closed += close_others(tx, &v.citation.key, &reasons, &note, &at)
                     .await
                     .map_err(&e)?;
             }
         }
-        tx.commit().await.map_err(&e)?;
         Ok(delta)
     }
 
