@@ -847,9 +847,7 @@ impl Store {
         }
         let mut delta = QueueDelta::default();
         for v in &rec.verdicts {
-            upsert_citation(tx, &v.citation, &at)
-                .await
-                .map_err(&e)?;
+            upsert_citation(tx, &v.citation, &at).await.map_err(&e)?;
             if v.judgement.verdict.read_content()
                 && let Some(h) = &v.snapshot_hash
             {
