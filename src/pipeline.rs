@@ -458,6 +458,28 @@ struct Ctx<'a> {
     run_id: i64,
 }
 
+/// Sources whose recorded state is read together (see [`Ctx::known`]).
+const PREFETCH: usize = 16;
+
+/// The recorded state of a few sources and what judging their citations rests on, read
+/// just before they are fetched.
+#[derive(Default)]
+struct Known {
+    /// Source state by state key.
+    states: HashMap<String, crate::store::SourceState>,
+    /// By citation key.
+    judging: HashMap<String, crate::store::JudgingContext>,
+}
+
+/// The key a source's state is kept under: a browser render keeps its own (no validators,
+/// its own failure count).
+fn state_key(source: &PlannedSource<'_>) -> String {
+    match source.render {
+        Render::Http => source.url.to_string(),
+        Render::Browser => format!("browser:{}", source.url),
+    }
+}
+
 /// A finished fetch and where to say how its commit went.
 type Commit = (
     FetchRecord,
@@ -591,13 +613,21 @@ async fn extract_bounded(
 impl Ctx<'_> {
     async fn process_host(&self, host: &HostQueue<'_>) -> Result<(), RunError> {
         use futures_util::FutureExt as _;
-        for source in &host.sources {
+        let mut known = Known::default();
+        for (i, source) in host.sources.iter().enumerate() {
+            // What the next few sources' fetches and judgements rest on, read in two queries
+            // rather than three per source (bounded: memory does not grow with the host).
+            if i % PREFETCH == 0 {
+                let end = (i + PREFETCH).min(host.sources.len());
+                known = self.known(&host.sources[i..end]).await?;
+            }
             let mut out = HostResult::default();
             // A panic is a bug in citewatch, never the page's fault: it costs this URL its
             // verdicts for the run (recorded as an abnormal end), not the whole run.
-            let processed = std::panic::AssertUnwindSafe(self.process_source(source, &mut out))
-                .catch_unwind()
-                .await;
+            let processed =
+                std::panic::AssertUnwindSafe(self.process_source(source, &known, &mut out))
+                    .catch_unwind()
+                    .await;
             match processed {
                 Ok(r) => r?,
                 Err(payload) => {
@@ -634,15 +664,12 @@ impl Ctx<'_> {
     async fn process_source(
         &self,
         source: &PlannedSource<'_>,
+        known: &Known,
         out: &mut HostResult,
     ) -> Result<(), RunError> {
-        // A browser render keeps its own source state (no validators, its own failure count).
-        let state_key = match source.render {
-            Render::Http => source.url.to_string(),
-            Render::Browser => format!("browser:{}", source.url),
-        };
+        let state_key = state_key(source);
         let url = state_key.as_str();
-        let state = self.store.source_state(url).await?.unwrap_or_default();
+        let state = known.states.get(url).cloned().unwrap_or_default();
         // Conditional requests only when the body they would let us re-use is intact on disk
         // (read back and its hash checked once, here; a 304 then re-uses these bytes).
         let good_bytes = state
@@ -849,7 +876,8 @@ impl Ctx<'_> {
             let (judgement, basis) = match (&assessment, &body) {
                 (Assessment::Document, Some(b)) => {
                     let key = c.key();
-                    let baseline_ref = self.store.baseline(&key).await?;
+                    let context = known.judging.get(&key).cloned().unwrap_or_default();
+                    let baseline_ref = context.baseline.clone();
                     let basis = verdict::basis(
                         c,
                         &b.hash,
@@ -858,7 +886,7 @@ impl Ctx<'_> {
                         moved_to.as_deref(),
                         &redirects,
                     );
-                    let judgement = match self.store.judgement_on(&key, &basis).await? {
+                    let judgement = match context.judgement_on(&basis) {
                         Some(previous) => {
                             out.reused += 1;
                             previous
@@ -926,6 +954,21 @@ impl Ctx<'_> {
         out.queue += self.commit(rec).await?;
         tracing::info!(url = %crate::redact(url), elapsed_ms, "fetched");
         Ok(())
+    }
+
+    /// The recorded state of these sources and what judging their citations rests on.
+    async fn known(&self, sources: &[PlannedSource<'_>]) -> Result<Known, RunError> {
+        let urls: Vec<String> = sources.iter().map(state_key).collect();
+        let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+        let keys: Vec<String> = sources
+            .iter()
+            .flat_map(|s| s.citations.iter().map(|c| c.key()))
+            .collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        Ok(Known {
+            states: self.store.source_states(&urls).await?,
+            judging: self.store.judging_contexts(&keys).await?,
+        })
     }
 
     /// Commits a finished fetch through the group committer; returns once it is durable.

@@ -654,6 +654,100 @@ impl Store {
         .map_err(self.err())
     }
 
+    /// [`Store::source_state`] of several URLs in one query (those without state are absent).
+    pub async fn source_states(
+        &self,
+        urls: &[&str],
+    ) -> Result<std::collections::HashMap<String, SourceState>> {
+        let list = serde_json::to_string(urls).map_err(|e| StoreError::Sqlx {
+            path: self.path.clone(),
+            source: sqlx::Error::Encode(Box::new(e)),
+        })?;
+        let rows: Vec<SourceState> = sqlx::query_as(
+            "SELECT url, last_good_snapshot, content_type, etag, last_modified, consecutive_failures, first_failure_at, last_good_words
+             FROM sources WHERE url IN (SELECT value FROM json_each($1))",
+        )
+        .bind(list)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err())?;
+        Ok(rows.into_iter().map(|r| (r.url.clone(), r)).collect())
+    }
+
+    /// What judging each of these citations rests on, in one query: its baseline snapshot
+    /// and that snapshot's Content-Type ([`Store::baseline`]), and its latest judgement with
+    /// the basis it was decided on (see [`Store::judgement_on`]).
+    pub async fn judging_contexts(
+        &self,
+        keys: &[&str],
+    ) -> Result<std::collections::HashMap<String, JudgingContext>> {
+        let list = serde_json::to_string(keys).map_err(|e| StoreError::Sqlx {
+            path: self.path.clone(),
+            source: sqlx::Error::Encode(Box::new(e)),
+        })?;
+        type Row = (
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT k.value, s.hash, s.content_type,
+                    v.basis, v.verdict, v.detail, v.text_hash, v.fingerprint, v.found, v.also, v.link, v.location
+             FROM json_each($1) k
+             LEFT JOIN citations c ON c.key = k.value
+             LEFT JOIN snapshots s ON s.hash = c.baseline_snapshot
+             LEFT JOIN verdicts v ON v.id = (SELECT MAX(id) FROM verdicts w WHERE w.citation_key = k.value)",
+        )
+        .bind(list)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err())?;
+        let mut out = std::collections::HashMap::with_capacity(rows.len());
+        for (
+            key,
+            baseline,
+            baseline_ct,
+            basis,
+            verdict,
+            detail,
+            text_hash,
+            fingerprint,
+            found,
+            also,
+            link,
+            location,
+        ) in rows
+        {
+            // As `baseline`: a baseline whose snapshot row is missing is no baseline.
+            let baseline = baseline.map(|b| (b, baseline_ct));
+            let latest = match (basis, verdict, detail, fingerprint) {
+                (Some(basis), Some(verdict), Some(detail), Some(fingerprint)) => judgement_from(
+                    &verdict,
+                    detail,
+                    text_hash,
+                    fingerprint,
+                    found,
+                    also.as_deref(),
+                    link,
+                    location,
+                )
+                .map(|j| (basis, j)),
+                _ => None,
+            };
+            out.insert(key, JudgingContext { baseline, latest });
+        }
+        Ok(out)
+    }
+
     /// The baseline snapshot of a citation and that snapshot's Content-Type.
     pub async fn baseline(&self, key: &str) -> Result<Option<(String, Option<String>)>> {
         sqlx::query_as(
@@ -1175,31 +1269,19 @@ impl Store {
         if was.as_deref() != Some(basis) {
             return Ok(None);
         }
-        let (Ok(verdict), Some(fingerprint)) = (verdict.parse(), fingerprint) else {
+        let Some(fingerprint) = fingerprint else {
             return Ok(None);
         };
-        let mut reasons = Vec::new();
-        for word in also
-            .as_deref()
-            .unwrap_or("")
-            .split(',')
-            .filter(|w| !w.is_empty())
-        {
-            match word.parse() {
-                Ok(v) => reasons.push(v),
-                Err(_) => return Ok(None),
-            }
-        }
-        Ok(Some(crate::verdict::Judgement {
-            verdict,
+        Ok(judgement_from(
+            &verdict,
             detail,
             text_hash,
             fingerprint,
             found,
-            also: reasons,
+            also.as_deref(),
             link,
             location,
-        }))
+        ))
     }
 
     /// Queue items, optionally only those with `status`, oldest first.
@@ -1698,6 +1780,53 @@ async fn upsert_citation(
 
 /// Refreshes the open item for (citation, reason), or opens one unless the latest closed item
 /// for the same pair was closed on the same fingerprint.
+/// What judging a citation rests on (see [`Store::judging_contexts`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JudgingContext {
+    /// Its baseline snapshot and that snapshot's Content-Type.
+    pub baseline: Option<(String, Option<String>)>,
+    /// Its latest judgement when that was decided on content, with the basis it rests on.
+    pub latest: Option<(String, crate::verdict::Judgement)>,
+}
+
+impl JudgingContext {
+    /// The latest judgement, when it rests on exactly `basis`.
+    pub fn judgement_on(&self, basis: &str) -> Option<crate::verdict::Judgement> {
+        self.latest
+            .as_ref()
+            .filter(|(b, _)| b == basis)
+            .map(|(_, j)| j.clone())
+    }
+}
+
+/// A stored judgement rebuilt from its columns; `None` when a stored word no longer parses.
+#[allow(clippy::too_many_arguments)]
+fn judgement_from(
+    verdict: &str,
+    detail: String,
+    text_hash: Option<String>,
+    fingerprint: String,
+    found: Option<String>,
+    also: Option<&str>,
+    link: Option<String>,
+    location: Option<String>,
+) -> Option<crate::verdict::Judgement> {
+    let mut reasons = Vec::new();
+    for word in also.unwrap_or("").split(',').filter(|w| !w.is_empty()) {
+        reasons.push(word.parse().ok()?);
+    }
+    Some(crate::verdict::Judgement {
+        verdict: verdict.parse().ok()?,
+        detail,
+        text_hash,
+        fingerprint,
+        found,
+        also: reasons,
+        link,
+        location,
+    })
+}
+
 async fn open_or_touch(
     tx: &mut Transaction<'static, Sqlite>,
     c: &CitationRef,

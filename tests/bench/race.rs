@@ -135,7 +135,7 @@ async fn host(
 
 fn lychee_binary() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("LYCHEE") {
-        return Some(PathBuf::from(p));
+        return Some(PathBuf::from(p)).filter(|p| p.is_file());
     }
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
