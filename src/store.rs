@@ -941,20 +941,30 @@ impl Store {
         }
         let mut delta = QueueDelta::default();
         for v in &rec.verdicts {
-            upsert_citation(tx, &v.citation, &at).await.map_err(&e)?;
-            if v.judgement.verdict.read_content()
-                && let Some(h) = &v.snapshot_hash
-            {
-                sqlx::query(
-                    "UPDATE citations SET baseline_snapshot = $2, baseline_at = $3 WHERE key = $1 AND baseline_snapshot IS NULL",
-                )
-                .bind(&v.citation.key)
-                .bind(h)
-                .bind(&at)
-                .execute(&mut **tx)
-                .await
-                .map_err(&e)?;
-            }
+            // The citation's row, and a first reading of its content as its baseline (one
+            // statement: an existing baseline is never replaced here).
+            let first_baseline = v
+                .snapshot_hash
+                .as_deref()
+                .filter(|_| v.judgement.verdict.read_content());
+            sqlx::query(
+                "INSERT INTO citations (key, offering, dimension, url, quote, first_seen, last_seen, baseline_snapshot, baseline_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $6, $7, CASE WHEN $7 IS NULL THEN NULL ELSE $6 END)
+                 ON CONFLICT(key) DO UPDATE SET last_seen = excluded.last_seen,
+                    baseline_at = CASE WHEN citations.baseline_snapshot IS NULL AND excluded.baseline_snapshot IS NOT NULL
+                                       THEN excluded.baseline_at ELSE citations.baseline_at END,
+                    baseline_snapshot = COALESCE(citations.baseline_snapshot, excluded.baseline_snapshot)",
+            )
+            .bind(&v.citation.key)
+            .bind(&v.citation.offering)
+            .bind(&v.citation.dimension)
+            .bind(&v.citation.url)
+            .bind(&v.citation.quote)
+            .bind(&at)
+            .bind(first_baseline)
+            .execute(&mut **tx)
+            .await
+            .map_err(&e)?;
             sqlx::query(
                 "INSERT INTO verdicts (run_id, fetch_id, citation_key, verdict, detail, text_hash, snapshot_hash, found, decided_at, link, location, basis, fingerprint, also)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
@@ -1778,8 +1788,6 @@ async fn upsert_citation(
     Ok(())
 }
 
-/// Refreshes the open item for (citation, reason), or opens one unless the latest closed item
-/// for the same pair was closed on the same fingerprint.
 /// What judging a citation rests on (see [`Store::judging_contexts`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct JudgingContext {
@@ -1827,6 +1835,8 @@ fn judgement_from(
     })
 }
 
+/// Refreshes the open item for (citation, reason), or opens one unless the latest closed item
+/// for the same pair was closed on the same fingerprint.
 async fn open_or_touch(
     tx: &mut Transaction<'static, Sqlite>,
     c: &CitationRef,
