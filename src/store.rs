@@ -675,8 +675,8 @@ impl Store {
     }
 
     /// What judging each of these citations rests on, in one query: its baseline snapshot
-    /// and that snapshot's Content-Type ([`Store::baseline`]), and its latest judgement with
-    /// the basis it was decided on (see [`Store::judgement_on`]).
+    /// and that snapshot's Content-Type (none when that snapshot has no row), and its latest
+    /// judgement with the basis it was decided on, when it was decided on content.
     pub async fn judging_contexts(
         &self,
         keys: &[&str],
@@ -746,17 +746,6 @@ impl Store {
             out.insert(key, JudgingContext { baseline, latest });
         }
         Ok(out)
-    }
-
-    /// The baseline snapshot of a citation and that snapshot's Content-Type.
-    pub async fn baseline(&self, key: &str) -> Result<Option<(String, Option<String>)>> {
-        sqlx::query_as(
-            "SELECT c.baseline_snapshot, s.content_type FROM citations c JOIN snapshots s ON s.hash = c.baseline_snapshot WHERE c.key = $1",
-        )
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(self.err())
     }
 
     /// Content-Type recorded for a snapshot.
@@ -1242,56 +1231,6 @@ impl Store {
             }
         }
         Ok(map)
-    }
-
-    /// The citation's latest judgement when it was decided on exactly `basis` (see
-    /// [`crate::verdict::basis`]), for re-use; `None` when its latest verdict was decided on
-    /// anything else, on no content, or by a citewatch without bases, or when a stored word
-    /// no longer parses.
-    pub async fn judgement_on(
-        &self,
-        citation_key: &str,
-        basis: &str,
-    ) -> Result<Option<crate::verdict::Judgement>> {
-        type Row = (
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-        );
-        let row: Option<Row> = sqlx::query_as(
-            "SELECT verdict, detail, text_hash, fingerprint, found, also, link, location, basis
-             FROM verdicts WHERE citation_key = $1 ORDER BY id DESC LIMIT 1",
-        )
-        .bind(citation_key)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(self.err())?;
-        let Some((verdict, detail, text_hash, fingerprint, found, also, link, location, was)) = row
-        else {
-            return Ok(None);
-        };
-        if was.as_deref() != Some(basis) {
-            return Ok(None);
-        }
-        let Some(fingerprint) = fingerprint else {
-            return Ok(None);
-        };
-        Ok(judgement_from(
-            &verdict,
-            detail,
-            text_hash,
-            fingerprint,
-            found,
-            also.as_deref(),
-            link,
-            location,
-        ))
     }
 
     /// Queue items, optionally only those with `status`, oldest first.
