@@ -202,7 +202,7 @@ pub fn stands(citation: &Citation, copy: &Extracted) -> bool {
             crate::evidence::find_quote(&crate::evidence::normalise(q), &text),
             crate::evidence::QuoteMatch::Exact { .. }
         ),
-        None => crate::extract::word_count(&copy.text) > 0,
+        None => copy.words > 0,
     }
 }
 

@@ -336,11 +336,11 @@ fn find_in(quote: &str, text: &str, from: usize, to: usize) -> QuoteMatch {
     }
     // Case-only differences: lowercase both sides char by char, keeping byte offsets of the
     // original text so the variant can be shown as written.
-    let (lower_text, map) = lowercase_with_offsets(hay);
+    let lower = Lowered::new(hay);
     let lower_quote: String = quote.chars().flat_map(char::to_lowercase).collect();
-    if let Some(i) = lower_text.find(&lower_quote) {
-        let start = map[i];
-        let end = map.get(i + lower_quote.len()).copied().unwrap_or(hay.len());
+    if let Some(i) = lower.text.find(&lower_quote) {
+        let start = lower.input_offset(i);
+        let end = lower.input_offset(i + lower_quote.len());
         return QuoteMatch::Near {
             start: from + start,
             end: from + end,
@@ -553,20 +553,65 @@ fn join(v: &[&String]) -> String {
     v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
 }
 
-/// Lowercases text, returning for every byte of the result the byte offset in the input of the
-/// character it came from (plus one entry for the end).
-fn lowercase_with_offsets(text: &str) -> (String, Vec<usize>) {
-    let mut out = String::with_capacity(text.len());
-    let mut map = Vec::with_capacity(text.len() + 1);
-    for (i, c) in text.char_indices() {
-        for l in c.to_lowercase() {
-            let before = out.len();
-            out.push(l);
-            map.extend(std::iter::repeat_n(i, out.len() - before));
+/// A text lowercased character by character, able to map a byte offset of the result back to
+/// the input: to the start of the character it came from, or to the input's end.
+struct Lowered {
+    text: String,
+    /// The characters whose lowercase differs in byte length or is several characters (rare:
+    /// 'İ', 'ẞ', ...), in order: between them, offsets differ by a constant.
+    irregular: Vec<Irregular>,
+}
+
+/// Where one irregular character sits in the lowercased text and in the input.
+struct Irregular {
+    lower: std::ops::Range<usize>,
+    input: std::ops::Range<usize>,
+}
+
+impl Lowered {
+    fn new(input: &str) -> Self {
+        let bytes = input.as_bytes();
+        let mut text = String::with_capacity(input.len());
+        let mut irregular = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            // A run of ASCII lowercases in place, byte for byte.
+            let run = bytes[i..].iter().position(|b| !b.is_ascii()).unwrap_or(bytes.len() - i);
+            if run > 0 {
+                let at = text.len();
+                text.push_str(&input[i..i + run]);
+                text[at..].make_ascii_lowercase();
+                i += run;
+                continue;
+            }
+            let c = input[i..].chars().next().unwrap_or('\u{FFFD}');
+            let at = text.len();
+            let mut chars = 0;
+            for l in c.to_lowercase() {
+                text.push(l);
+                chars += 1;
+            }
+            if chars != 1 || text.len() - at != c.len_utf8() {
+                irregular.push(Irregular {
+                    lower: at..text.len(),
+                    input: i..i + c.len_utf8(),
+                });
+            }
+            i += c.len_utf8();
+        }
+        Lowered { text, irregular }
+    }
+
+    /// The input offset of the character that lowercased to the one at `at` (a character
+    /// boundary of the lowercased text, or its length: the input's length).
+    fn input_offset(&self, at: usize) -> usize {
+        let k = self.irregular.partition_point(|r| r.lower.start <= at);
+        match k.checked_sub(1).map(|k| &self.irregular[k]) {
+            None => at,
+            Some(r) if at < r.lower.end => r.input.start,
+            Some(r) => r.input.end + (at - r.lower.end),
         }
     }
-    map.push(text.len());
-    (out, map)
 }
 
 /// Words that flip or limit what a sentence claims: negation, exceptions, hedging and time
@@ -827,7 +872,11 @@ pub struct Appearance {
 /// Finds terms that appear in normalised text, case-insensitively and on word boundaries
 /// ("BAA" does not match "BAAS").
 pub fn find_terms(terms: &[String], text: &str) -> Vec<Appearance> {
-    let (lower_text, map) = lowercase_with_offsets(text);
+    if terms.is_empty() {
+        return Vec::new();
+    }
+    let lower = Lowered::new(text);
+    let lower_text = lower.text.as_str();
     let mut found = Vec::new();
     for term in terms {
         let t = normalise(term).to_lowercase();
@@ -847,8 +896,8 @@ pub fn find_terms(terms: &[String], text: &str) -> Vec<Appearance> {
                 .next()
                 .is_none_or(|c| !c.is_alphanumeric());
             if before_ok && after_ok {
-                let start = map[i];
-                let end = map.get(j).copied().unwrap_or(text.len());
+                let start = lower.input_offset(i);
+                let end = lower.input_offset(j);
                 found.push(Appearance {
                     term: term.clone(),
                     context: sentence_around(text, start, end),
@@ -914,6 +963,36 @@ fn ceil_char(s: &str, mut i: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
+    /// Every character boundary of the lowercased text maps back exactly as a per-byte table
+    /// built the plain way would.
+    #[test]
+    fn lowered_offsets_match_a_per_byte_table() {
+        let samples = [
+            "",
+            "Plain ASCII Text",
+            "İstanbul İİ ẞtraße ΣΑΣ café",
+            "x\u{130}y\u{1E9E}z\u{2126}Ω\u{212A}K",
+            "日本語 MIXED Ünïcödé \u{10400}\u{10428}",
+        ];
+        for s in samples {
+            let mut table = Vec::new();
+            let mut plain = String::new();
+            for (i, c) in s.char_indices() {
+                for l in c.to_lowercase() {
+                    let before = plain.len();
+                    plain.push(l);
+                    table.extend(std::iter::repeat_n(i, plain.len() - before));
+                }
+            }
+            table.push(s.len());
+            let lowered = super::Lowered::new(s);
+            assert_eq!(lowered.text, plain, "{s:?}");
+            for j in (0..=plain.len()).filter(|&j| plain.is_char_boundary(j)) {
+                assert_eq!(lowered.input_offset(j), table[j], "{s:?} at {j}");
+            }
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -338,6 +338,20 @@ pub struct Extracted {
     /// `<script>` elements in the whole document (HTML only; 0 otherwise). With almost no
     /// text, a document of scripts is an application shell that needs a browser.
     pub scripts: usize,
+    /// Whitespace-separated words of `text` ([`word_count`]), counted once as it is built.
+    pub words: usize,
+}
+
+impl Extracted {
+    /// A document that is all wording (plain text, PDF text): `text` and `wording` alike.
+    pub fn plain(text: String) -> Self {
+        Extracted {
+            words: word_count(&text),
+            wording: text.clone(),
+            text,
+            ..Extracted::default()
+        }
+    }
 }
 
 /// What the page's markup says about one line of [`Extracted::text`].
@@ -370,20 +384,10 @@ pub fn extract(
             Ok(html_extract(&html, selector))
         }
         MediaKind::Text => {
-            let t = decode(bytes, content_type, kind);
-            Ok(Extracted {
-                wording: t.clone(),
-                text: t,
-                ..Extracted::default()
-            })
+            Ok(Extracted::plain(decode(bytes, content_type, kind)))
         }
         MediaKind::Pdf => {
-            let t = pdf_text(bytes)?;
-            Ok(Extracted {
-                wording: t.clone(),
-                text: t,
-                ..Extracted::default()
-            })
+            Ok(Extracted::plain(pdf_text(bytes)?))
         }
         MediaKind::Binary => Err(ExtractError::Unsupported(
             content_type.unwrap_or("binary").to_string(),
@@ -485,16 +489,17 @@ pub fn html_extract(html: &str, selector: Option<&str>) -> Extracted {
             walk(el, &mut sinks);
             sinks.all.boundary();
         }
-        let (text, lines) = sinks.all.finish();
+        let (text, lines, words) = sinks.all.finish();
         return Extracted {
             wording: text.clone(),
             text,
             lines,
             scripts,
+            words,
         };
     }
     walk(doc.tree.root(), &mut sinks);
-    let (text, lines) = sinks.all.finish();
+    let (text, lines, words) = sinks.all.finish();
     let wording = if sinks.saw_main {
         sinks.main.finish().0
     } else {
@@ -505,6 +510,7 @@ pub fn html_extract(html: &str, selector: Option<&str>) -> Extracted {
         wording,
         lines,
         scripts,
+        words,
     }
 }
 
@@ -642,6 +648,8 @@ struct TextBuilder {
     lines: Vec<LineInfo>,
     cur: String,
     cur_info: LineInfo,
+    /// Words written to `out` so far.
+    words: usize,
 }
 
 impl TextBuilder {
@@ -666,6 +674,7 @@ impl TextBuilder {
                 self.out.push(' ');
             }
             self.out.push_str(w);
+            self.words += 1;
         }
         if !first {
             self.lines.push(self.cur_info);
@@ -673,9 +682,9 @@ impl TextBuilder {
         self.cur.clear();
     }
 
-    fn finish(mut self) -> (String, Vec<LineInfo>) {
+    fn finish(mut self) -> (String, Vec<LineInfo>, usize) {
         self.boundary();
-        (self.out, self.lines)
+        (self.out, self.lines, self.words)
     }
 }
 
@@ -902,6 +911,27 @@ fn push_text(sinks: &mut Sinks, t: &str, info: LineInfo, to_main: bool, to_page:
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn word_count_agrees_with_split_whitespace() {
+        let mut samples: Vec<String> = vec![
+            String::new(),
+            " ".into(),
+            "one".into(),
+            "  two  words ".into(),
+            "tab\tnew\nline\rcr\x0bvt\x0cff".into(),
+            "\u{1c}\u{1d}\u{1e}\u{1f} not spaces".into(),
+            "é à ü — “quoted” 日本語 text".into(),
+        ];
+        // Every character in U+0000..U+3100 between two words, alone and doubled.
+        for c in (0u32..0x3100).filter_map(char::from_u32) {
+            samples.push(format!("a{c}b"));
+            samples.push(format!("{c}{c}x{c}"));
+        }
+        for s in &samples {
+            assert_eq!(super::word_count(s), s.split_whitespace().count(), "{s:?}");
+        }
+    }
+
     use super::*;
 
     fn text(bytes: &[u8], ct: Option<&str>, sel: Option<&str>) -> Result<String, ExtractError> {
@@ -1174,7 +1204,7 @@ pub fn page_problem(
     previous_words: Option<usize>,
 ) -> Option<PageProblem> {
     use crate::verdict::FailureClass;
-    let words = word_count(&ex.text);
+    let words = ex.words;
     if words >= 400 {
         return None;
     }
@@ -1243,9 +1273,33 @@ pub fn page_problem(
     None
 }
 
-/// Whitespace-separated words of a text.
+/// Whitespace-separated words of a text: `text.split_whitespace().count()`, a byte at a time.
+/// Only lead bytes 0xC2, 0xE1, 0xE2 and 0xE3 can begin a non-ASCII whitespace character
+/// (U+0085, U+00A0, U+1680, U+2000..U+205F, U+3000), so only those are decoded; every other
+/// byte is a word's or continues the character before it.
 pub fn word_count(text: &str) -> usize {
-    text.split_whitespace().count()
+    let bytes = text.as_bytes();
+    let mut words = 0;
+    let mut in_word = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let (space, len) = match b {
+            b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r' => (true, 1),
+            0xC2 | 0xE1..=0xE3 => {
+                // A lead byte: `i` is a character boundary of a valid `str`.
+                let c = text[i..].chars().next().unwrap_or('x');
+                (c.is_whitespace(), c.len_utf8())
+            }
+            _ => (false, 1),
+        };
+        if !space && !in_word {
+            words += 1;
+        }
+        in_word = !space;
+        i += len;
+    }
+    words
 }
 
 /// Words below which a page that runs scripts may be an application shell.
@@ -1273,7 +1327,7 @@ pub fn needs_javascript(ex: &Extracted) -> Option<PageProblem> {
     if ex.scripts == 0 {
         return None;
     }
-    let words = word_count(&ex.text);
+    let words = ex.words;
     let shell = words == 0
         || (words < SHELL_MAX_WORDS && {
             let lower = crate::evidence::normalise(&ex.text).to_lowercase();

@@ -801,7 +801,7 @@ impl Ctx<'_> {
             ) => {
                 let words = texts[&None]
                     .as_ref()
-                    .map_or(0, |e| extract::word_count(&e.text));
+                    .map_or(0, |e| e.words);
                 let row = FetchRow::Fetched {
                     snapshot: body.row(),
                     etag: validators.etag,

@@ -707,11 +707,7 @@ mod tests {
     }
 
     fn ex(t: &str) -> Extracted {
-        Extracted {
-            text: t.into(),
-            wording: t.into(),
-            ..Extracted::default()
-        }
+        Extracted::plain(t.into())
     }
 
     fn read(e: &Extracted) -> Reading<'_> {

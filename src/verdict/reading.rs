@@ -139,7 +139,7 @@ fn body_problem(
     {
         return Some(p);
     }
-    if extract::word_count(&ex.text) == 0 {
+    if ex.words == 0 {
         return Some(extract::PageProblem {
             class: FailureClass::Transient,
             detail: format!(
