@@ -486,8 +486,16 @@ type Commit = (
     tokio::sync::oneshot::Sender<Result<crate::store::QueueDelta, StoreError>>,
 );
 
+/// How a commit went, once it is durable.
+type CommitAnswer =
+    tokio::sync::oneshot::Receiver<Result<crate::store::QueueDelta, StoreError>>;
+
 /// Most fetches committed in one transaction.
 const GROUP_COMMIT_MAX: usize = 64;
+
+/// Fetches of one host handed to the group committer and not yet known durable while the
+/// host goes on to its next URL: commits overlap fetching, and groups grow.
+const COMMITS_IN_FLIGHT: usize = 4;
 
 /// Group commit: commits finished fetches as they arrive, each time all that are waiting
 /// (up to [`GROUP_COMMIT_MAX`]) in one transaction, and only then tells each sender. An idle
@@ -614,6 +622,8 @@ impl Ctx<'_> {
     async fn process_host(&self, host: &HostQueue<'_>) -> Result<(), RunError> {
         use futures_util::FutureExt as _;
         let mut known = Known::default();
+        // Fetches of this host handed to the group committer and not yet durable, oldest first.
+        let mut in_flight = std::collections::VecDeque::new();
         for (i, source) in host.sources.iter().enumerate() {
             // What the next few sources' fetches and judgements rest on, read in two queries
             // rather than three per source (bounded: memory does not grow with the host).
@@ -629,7 +639,16 @@ impl Ctx<'_> {
                     .catch_unwind()
                     .await;
             match processed {
-                Ok(r) => r?,
+                Ok(rec) => {
+                    // The fetch goes to the group committer and the host moves on; what it
+                    // found counts (totals, progress) only once it is durable.
+                    in_flight.push_back((out, self.commit(rec?).await?));
+                    if in_flight.len() > COMMITS_IN_FLIGHT {
+                        if let Some((out, answer)) = in_flight.pop_front() {
+                            self.count_committed(out, answer).await?;
+                        }
+                    }
+                }
                 Err(payload) => {
                     let msg = panic_message(payload.as_ref());
                     tracing::error!(url = %crate::redact(source.url.as_str()), error = %msg, "internal error; this URL keeps its previous verdicts");
@@ -643,30 +662,45 @@ impl Ctx<'_> {
                     continue;
                 }
             }
-            let mut totals = self
-                .totals
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            totals.verdicts.extend(out.verdicts);
-            totals.queue += out.queue;
-            totals.bytes += out.bytes;
-            totals.reused += out.reused;
-            totals.urls_done += 1;
-            drop(totals);
-            if let Some(pb) = &self.opts.progress {
-                pb.inc(1);
-            }
+        }
+        while let Some((out, answer)) = in_flight.pop_front() {
+            self.count_committed(out, answer).await?;
         }
         Ok(())
     }
 
-    /// Fetches one source, gathers the facts, lets the verdict stage decide, commits.
+    /// Waits until a fetch handed to the group committer is durable, then counts what it found.
+    async fn count_committed(
+        &self,
+        mut out: HostResult,
+        answer: CommitAnswer,
+    ) -> Result<(), RunError> {
+        let gone = || RunError::Internal("the group committer stopped".into());
+        out.queue += answer.await.map_err(|_| gone())??;
+        let mut totals = self
+            .totals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        totals.verdicts.extend(out.verdicts);
+        totals.queue += out.queue;
+        totals.bytes += out.bytes;
+        totals.reused += out.reused;
+        totals.urls_done += 1;
+        drop(totals);
+        if let Some(pb) = &self.opts.progress {
+            pb.inc(1);
+        }
+        Ok(())
+    }
+
+    /// Fetches one source, gathers the facts, lets the verdict stage decide; returns what is
+    /// to be committed.
     async fn process_source(
         &self,
         source: &PlannedSource<'_>,
         known: &Known,
         out: &mut HostResult,
-    ) -> Result<(), RunError> {
+    ) -> Result<FetchRecord, RunError> {
         let state_key = state_key(source);
         let url = state_key.as_str();
         let state = known.states.get(url).cloned().unwrap_or_default();
@@ -951,9 +985,8 @@ impl Ctx<'_> {
             raw_snapshot,
             exchanges,
         };
-        out.queue += self.commit(rec).await?;
         tracing::info!(url = %crate::redact(url), elapsed_ms, "fetched");
-        Ok(())
+        Ok(rec)
     }
 
     /// The recorded state of these sources and what judging their citations rests on.
@@ -971,13 +1004,13 @@ impl Ctx<'_> {
         })
     }
 
-    /// Commits a finished fetch through the group committer; returns once it is durable.
-    async fn commit(&self, rec: FetchRecord) -> Result<crate::store::QueueDelta, RunError> {
+    /// Hands a finished fetch to the group committer; the answer comes once it is durable.
+    async fn commit(&self, rec: FetchRecord) -> Result<CommitAnswer, RunError> {
         let gone = || RunError::Internal("the group committer stopped".into());
         let commits = self.commits.as_ref().ok_or_else(gone)?;
         let (reply, answer) = tokio::sync::oneshot::channel();
         commits.send((rec, reply)).await.map_err(|_| gone())?;
-        Ok(answer.await.map_err(|_| gone())??)
+        Ok(answer)
     }
 
     /// One attempt at a source: a plain fetch, or a browser render (launched on first use).
