@@ -576,7 +576,10 @@ impl Lowered {
         let mut i = 0;
         while i < bytes.len() {
             // A run of ASCII lowercases in place, byte for byte.
-            let run = bytes[i..].iter().position(|b| !b.is_ascii()).unwrap_or(bytes.len() - i);
+            let run = bytes[i..]
+                .iter()
+                .position(|b| !b.is_ascii())
+                .unwrap_or(bytes.len() - i);
             if run > 0 {
                 let at = text.len();
                 text.push_str(&input[i..i + run]);

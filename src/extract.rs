@@ -383,12 +383,8 @@ pub fn extract(
             }
             Ok(html_extract(&html, selector))
         }
-        MediaKind::Text => {
-            Ok(Extracted::plain(decode(bytes, content_type, kind)))
-        }
-        MediaKind::Pdf => {
-            Ok(Extracted::plain(pdf_text(bytes)?))
-        }
+        MediaKind::Text => Ok(Extracted::plain(decode(bytes, content_type, kind))),
+        MediaKind::Pdf => Ok(Extracted::plain(pdf_text(bytes)?)),
         MediaKind::Binary => Err(ExtractError::Unsupported(
             content_type.unwrap_or("binary").to_string(),
         )),

@@ -487,14 +487,16 @@ type Commit = (
 );
 
 /// How a commit went, once it is durable.
-type CommitAnswer =
-    tokio::sync::oneshot::Receiver<Result<crate::store::QueueDelta, StoreError>>;
+type CommitAnswer = tokio::sync::oneshot::Receiver<Result<crate::store::QueueDelta, StoreError>>;
 
 /// Most fetches committed in one transaction.
 const GROUP_COMMIT_MAX: usize = 64;
 
 /// Fetches of one host handed to the group committer and not yet known durable while the
-/// host goes on to its next URL: commits overlap fetching, and groups grow.
+/// host goes on to its next URL: commits overlap fetching, and groups grow. Nothing is
+/// counted before it is durable; a host abandoned at the run deadline leaves its in-flight
+/// fetches to be committed, uncounted (the summary then says too few URLs were done, never
+/// too many).
 const COMMITS_IN_FLIGHT: usize = 4;
 
 /// Group commit: commits finished fetches as they arrive, each time all that are waiting
@@ -643,10 +645,10 @@ impl Ctx<'_> {
                     // The fetch goes to the group committer and the host moves on; what it
                     // found counts (totals, progress) only once it is durable.
                     in_flight.push_back((out, self.commit(rec?).await?));
-                    if in_flight.len() > COMMITS_IN_FLIGHT {
-                        if let Some((out, answer)) = in_flight.pop_front() {
-                            self.count_committed(out, answer).await?;
-                        }
+                    if in_flight.len() > COMMITS_IN_FLIGHT
+                        && let Some((out, answer)) = in_flight.pop_front()
+                    {
+                        self.count_committed(out, answer).await?;
                     }
                 }
                 Err(payload) => {
@@ -833,9 +835,7 @@ impl Ctx<'_> {
                 },
                 Assessment::Document,
             ) => {
-                let words = texts[&None]
-                    .as_ref()
-                    .map_or(0, |e| e.words);
+                let words = texts[&None].as_ref().map_or(0, |e| e.words);
                 let row = FetchRow::Fetched {
                     snapshot: body.row(),
                     etag: validators.etag,

@@ -876,7 +876,14 @@ impl Store {
                 }
                 FetchRow::NotModified { snapshot_hash } => {
                     not_modified.push(serde_json::json!([rec.url, at]));
-                    ("not_modified", Some(snapshot_hash.as_str()), None, None, None, None)
+                    (
+                        "not_modified",
+                        Some(snapshot_hash.as_str()),
+                        None,
+                        None,
+                        None,
+                        None,
+                    )
                 }
                 FetchRow::Failed {
                     class,
