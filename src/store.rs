@@ -1956,3 +1956,231 @@ mod recorded_tests {
         assert_eq!(empty.link(), None);
     }
 }
+
+#[cfg(test)]
+mod group_tests {
+    use super::*;
+    use crate::verdict::{FailureClass, Verdict};
+
+    fn judged(key: &str, url: &str, verdict: Verdict, snapshot: Option<&str>) -> VerdictRecord {
+        VerdictRecord {
+            citation: CitationRef {
+                key: key.into(),
+                offering: "acme".into(),
+                dimension: "soc2".into(),
+                url: url.into(),
+                quote: Some("SOC 2 Type II".into()),
+            },
+            judgement: Judgement {
+                verdict,
+                detail: format!("{verdict} on {url}"),
+                text_hash: snapshot.map(|s| format!("t{s}")),
+                fingerprint: format!("f-{verdict}"),
+                found: (verdict == Verdict::Drifted).then(|| "SOC 2 Type 2".into()),
+                also: if verdict == Verdict::Verified {
+                    vec![]
+                } else {
+                    vec![Verdict::Changed]
+                },
+                link: Some(format!("{url}#:~:text=SOC")),
+                location: None,
+            },
+            snapshot_hash: snapshot.map(str::to_string),
+            basis: snapshot.map(|s| format!("basis-{s}")),
+        }
+    }
+
+    fn fetched(run: i64, url: &str, hash: &str, verdicts: Vec<VerdictRecord>) -> FetchRecord {
+        FetchRecord {
+            run_id: run,
+            url: url.into(),
+            fetched_at: "2026-11-26T03:00:00Z".parse().unwrap(),
+            row: FetchRow::Fetched {
+                snapshot: SnapshotRow {
+                    hash: hash.into(),
+                    size: 10,
+                    content_type: Some("text/html".into()),
+                },
+                etag: Some(format!("\"{hash}\"")),
+                last_modified: None,
+                words: 42,
+            },
+            status: Some(200),
+            detail: None,
+            final_url: Some(url.into()),
+            redirects: None,
+            elapsed_ms: 7,
+            verdicts,
+            raw_snapshot: None,
+            exchanges: Some("[{\"status\":200}]".into()),
+        }
+    }
+
+    fn failed(run: i64, url: &str, verdicts: Vec<VerdictRecord>) -> FetchRecord {
+        FetchRecord {
+            row: FetchRow::Failed {
+                class: FailureClass::Transient,
+                consecutive: 2,
+                first_failure_at: "2026-11-25T03:00:00Z".parse().unwrap(),
+                snapshot: None,
+            },
+            status: Some(503),
+            detail: Some("service unavailable".into()),
+            exchanges: None,
+            ..fetched(run, url, "unused", verdicts)
+        }
+    }
+
+    fn not_modified(run: i64, url: &str, hash: &str, verdicts: Vec<VerdictRecord>) -> FetchRecord {
+        FetchRecord {
+            row: FetchRow::NotModified {
+                snapshot_hash: hash.into(),
+            },
+            status: Some(304),
+            ..fetched(run, url, hash, verdicts)
+        }
+    }
+
+    /// Every row of every table a fetch writes, in a fixed order.
+    async fn dump(store: &Store) -> Vec<String> {
+        let mut out = Vec::new();
+        for (table, order) in [
+            ("snapshots", "hash"),
+            ("fetches", "id"),
+            ("sources", "url"),
+            ("citations", "key"),
+            ("verdicts", "id"),
+            ("reverify_queue", "id"),
+        ] {
+            let (columns,): (String,) = sqlx::query_as(
+                "SELECT group_concat('quote(' || name || ')', ' || ''|'' || ') FROM pragma_table_info($1)",
+            )
+            .bind(table)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+            let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {columns} FROM {table} ORDER BY {order}"
+            )))
+            .fetch_all(store.pool())
+            .await
+            .unwrap_or_else(|e| panic!("{table}: {e}"));
+            out.extend(rows.into_iter().map(|(r,)| format!("{table}: {r}")));
+        }
+        out
+    }
+
+    /// A group recorded with set-based statements leaves exactly the rows, and reports
+    /// exactly the queue changes, that recording its fetches one at a time does: fresh
+    /// bodies, 304s and failures mixed; items opened, refreshed and closed; a URL twice.
+    #[tokio::test]
+    async fn a_group_is_recorded_as_its_fetches_one_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let grouped = Store::open(&dir.path().join("grouped.db")).await.unwrap();
+        let single = Store::open(&dir.path().join("single.db")).await.unwrap();
+        let now: DateTime<Utc> = "2026-11-26T03:00:00Z".parse().unwrap();
+        let (a, b, c) = ("https://a.test/", "https://b.test/", "https://c.test/");
+        let rounds = |run: i64| match run {
+            1 => vec![
+                fetched(
+                    1,
+                    a,
+                    "h1",
+                    vec![judged("ka", a, Verdict::Missing, Some("h1"))],
+                ),
+                fetched(
+                    1,
+                    b,
+                    "h2",
+                    vec![
+                        judged("kb1", b, Verdict::Verified, Some("h2")),
+                        judged("kb2", b, Verdict::Drifted, Some("h2")),
+                    ],
+                ),
+                failed(1, c, vec![judged("kc", c, Verdict::Unreachable, None)]),
+            ],
+            2 => vec![
+                // The missing quote is back: its item closes; the drift stays and is refreshed.
+                fetched(
+                    2,
+                    a,
+                    "h3",
+                    vec![judged("ka", a, Verdict::Verified, Some("h3"))],
+                ),
+                not_modified(
+                    2,
+                    b,
+                    "h2",
+                    vec![
+                        judged("kb1", b, Verdict::Verified, Some("h2")),
+                        judged("kb2", b, Verdict::Drifted, Some("h2")),
+                    ],
+                ),
+                fetched(
+                    2,
+                    c,
+                    "h4",
+                    vec![judged("kc", c, Verdict::Verified, Some("h4"))],
+                ),
+            ],
+            _ => vec![
+                // The same URL twice in one group.
+                failed(3, a, vec![judged("ka", a, Verdict::Unreachable, None)]),
+                fetched(
+                    3,
+                    a,
+                    "h5",
+                    vec![judged("ka", a, Verdict::Missing, Some("h5"))],
+                ),
+                not_modified(
+                    3,
+                    c,
+                    "h4",
+                    vec![judged("kc", c, Verdict::Verified, Some("h4"))],
+                ),
+            ],
+        };
+        for run in 1..=3 {
+            for store in [&grouped, &single] {
+                assert_eq!(store.begin_run(now, 3, 4).await.unwrap(), run);
+            }
+            let recs = rounds(run);
+            let refs: Vec<&FetchRecord> = recs.iter().collect();
+            let together: Vec<QueueDelta> = grouped
+                .record_fetches(&refs)
+                .await
+                .into_iter()
+                .map(Result::unwrap)
+                .collect();
+            let mut alone = Vec::new();
+            for rec in &recs {
+                alone.push(single.record_fetch(rec).await.unwrap());
+            }
+            assert_eq!(together, alone, "queue changes of run {run}");
+            let d = |opened, closed| QueueDelta { opened, closed };
+            let expected = match run {
+                // ka: missing + changed; kb2: drifted + changed; kc: changed.
+                1 => vec![d(2, 0), d(2, 0), d(1, 0)],
+                // ka verified: both close; kb2 still drifted: refreshed, nothing new; kc closes.
+                2 => vec![d(0, 2), d(0, 0), d(0, 1)],
+                // ka unreachable opens `changed`; then missing reopens `missing` (closed by
+                // citewatch, so it comes back) and refreshes `changed`; kc stays verified.
+                _ => vec![d(1, 0), d(1, 0), d(0, 0)],
+            };
+            assert_eq!(alone, expected, "queue changes of run {run}");
+            assert_eq!(
+                dump(&grouped).await,
+                dump(&single).await,
+                "rows after run {run}"
+            );
+        }
+        // The scenario does what it says: items were opened and closed along the way.
+        let (open, resolved): (i64, i64) = sqlx::query_as(
+            "SELECT SUM(status = 'open'), SUM(status = 'resolved') FROM reverify_queue",
+        )
+        .fetch_one(grouped.pool())
+        .await
+        .unwrap();
+        assert!(open > 0 && resolved > 0, "open {open}, resolved {resolved}");
+    }
+}
