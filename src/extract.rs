@@ -119,7 +119,7 @@ pub fn nesting_estimate(html: &str) -> usize {
             // Skip to this element's end tag: its contents are text, not tags.
             let mut j = i;
             i = b.len();
-            while let Some(p) = b[j..].windows(2).position(|w| w == b"</") {
+            while let Some(p) = find_end_tag_open(&b[j..]) {
                 let at = j + p + 2;
                 if b.len() >= at + name_len && b[at..at + name_len].eq_ignore_ascii_case(name) {
                     i = j + p;
@@ -133,6 +133,20 @@ pub fn nesting_estimate(html: &str) -> usize {
         max = max.max(depth);
     }
     max
+}
+
+/// Where `</` first occurs in `b`: the next `<` (a fast byte search), then a look at the byte
+/// after it.
+fn find_end_tag_open(b: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(p) = b[from..].iter().position(|&c| c == b'<') {
+        let at = from + p;
+        if b.get(at + 1) == Some(&b'/') {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// Text of a PDF, page by page, with words hyphenated across line ends joined again
@@ -658,9 +672,25 @@ impl TextBuilder {
 
     /// Ends the current line (a block boundary or `<br>`).
     fn boundary(&mut self) {
+        // ASCII text without a vertical tab splits the same on ASCII whitespace, which needs
+        // no character decoding.
+        if self.cur.is_ascii() && !self.cur.contains('\x0b') {
+            let cur = std::mem::take(&mut self.cur);
+            self.push_words(cur.split_ascii_whitespace());
+            self.cur = cur;
+        } else {
+            let cur = std::mem::take(&mut self.cur);
+            self.push_words(cur.split_whitespace());
+            self.cur = cur;
+        }
+        self.cur.clear();
+    }
+
+    /// Writes a line's words, separated by single spaces, as a new line of `out`.
+    fn push_words<'a>(&mut self, words: impl Iterator<Item = &'a str>) {
         let mut first = true;
         let start = self.out.len();
-        for w in self.cur.split_whitespace() {
+        for w in words {
             if first {
                 if start > 0 {
                     self.out.push('\n');
@@ -675,7 +705,6 @@ impl TextBuilder {
         if !first {
             self.lines.push(self.cur_info);
         }
-        self.cur.clear();
     }
 
     fn finish(mut self) -> (String, Vec<LineInfo>, usize) {
@@ -907,6 +936,26 @@ fn push_text(sinks: &mut Sinks, t: &str, info: LineInfo, to_main: bool, to_page:
 
 #[cfg(test)]
 mod tests {
+    /// The premise of `TextBuilder::boundary`'s fast path: on ASCII text without a vertical
+    /// tab, splitting on ASCII whitespace and on Unicode whitespace agree.
+    #[test]
+    fn ascii_lines_split_alike_without_a_vertical_tab() {
+        for c in (0u8..0x80).filter(|&c| c != 0x0b).map(char::from) {
+            let s = format!("a{c}b {c}{c}c{c}");
+            let ascii: Vec<&str> = s.split_ascii_whitespace().collect();
+            let unicode: Vec<&str> = s.split_whitespace().collect();
+            assert_eq!(ascii, unicode, "{c:?}");
+        }
+        let vt = "a\x0bb";
+        assert_ne!(
+            vt.split_ascii_whitespace().count(),
+            vt.split_whitespace().count()
+        );
+        let ex = html_extract("<p>one\x0btwo\t three\u{a0}four</p><p>five</p>", None);
+        assert_eq!(ex.text, "one two three four\nfive");
+        assert_eq!(ex.words, 5);
+    }
+
     #[test]
     fn word_count_agrees_with_split_whitespace() {
         let mut samples: Vec<String> = vec![
