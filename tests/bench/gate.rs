@@ -8,6 +8,9 @@
 //! Run: `cargo bench --bench gate` (env: CITATIONS, OPEN; KEEP=DIR keeps the state there for
 //! profiling).
 
+#[path = "child.rs"]
+mod child;
+
 use std::time::Instant;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -17,31 +20,15 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-/// Runs the binary with `args`, stdout to /dev/null; returns (exit code, wall s, peak RSS MB).
-fn measure(args: &[&str]) -> (i32, f64, f64) {
-    let started = Instant::now();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_citewatch"))
-        .env("CITEWATCH_LOOPBACK_ONLY", "1")
+/// Runs the binary with `args`, stdout and stderr to /dev/null; returns what it cost.
+fn measure(args: &[&str]) -> child::Cost {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_citewatch"));
+    cmd.env("CITEWATCH_LOOPBACK_ONLY", "1")
         .args(args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .env("RUST_LOG", "error")
-        .spawn()
-        .unwrap();
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child; `status` and `usage` are valid for writes.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid, "wait4");
-    let wall = started.elapsed().as_secs_f64();
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
-    std::mem::forget(child);
-    (code, wall, usage.ru_maxrss as f64 / 1024.0)
+        .env("RUST_LOG", "error");
+    child::run(cmd)
 }
 
 fn main() {
@@ -173,8 +160,8 @@ fn main() {
     let (r, d) = (reg.to_str().unwrap(), db.to_str().unwrap());
     let snaps = dir.path().join("snapshots");
     let s = snaps.to_str().unwrap();
-    println!("| command | exit | wall | peak RSS | target |");
-    println!("|---|---|---|---|---|");
+    println!("| command | exit | wall | CPU (user+sys) | peak RSS | target |");
+    println!("|---|---|---|---|---|---|");
     for (name, args, target) in [
         ("check", vec!["check"], "≤ 2 s, ≤ 150 MB"),
         (
@@ -196,8 +183,11 @@ fn main() {
     ] {
         let mut full: Vec<&str> = args.clone();
         full.extend(["--registry", r, "--db", d, "--snapshots", s]);
-        let (code, wall, rss) = measure(&full);
-        println!("| `{name}` | {code} | {wall:.2} s | {rss:.0} MB | {target} |");
+        let c = measure(&full);
+        println!(
+            "| `{name}` | {} | {:.2} s | {:.2} s | {:.0} MB | {target} |",
+            c.code, c.wall, c.cpu, c.rss_mb
+        );
     }
     if let Some(to) = keep {
         let _ = std::fs::remove_dir_all(&to);

@@ -21,11 +21,15 @@
 //!
 //! Run: `cargo bench --bench race` (env: HOSTS, PAGES, LATENCY_MS, ROUNDS, LYCHEE).
 
+#[path = "child.rs"]
+mod child;
+
+use child::Cost;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, Response};
@@ -40,50 +44,17 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 /// The quote every page carries (a sentence of the addendum, outside any markup).
 const QUOTE: &str = "means any country located outside of the European Economic Area (EEA) and that does not benefit from an adequacy decision from the European Commission.";
 
-/// One child's cost.
-struct Cost {
-    code: i32,
-    wall: f64,
-    cpu: f64,
-    rss_mb: f64,
-}
-
-/// Runs `cmd` to completion with stdout and stderr kept; returns its cost and stderr's tail.
+/// Runs `cmd` to completion with stdout discarded and stderr kept; returns its cost and
+/// stderr's tail.
 fn measure(mut cmd: std::process::Command) -> (Cost, String) {
     let err_path = std::env::temp_dir().join(format!("race-{}.err", std::process::id()));
     let err_file = std::fs::File::create(&err_path).unwrap();
-    let started = Instant::now();
-    let child = cmd
-        .stdout(std::process::Stdio::null())
-        .stderr(err_file)
-        .spawn()
-        .unwrap();
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child; `status` and `usage` are valid for writes.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid, "wait4");
-    let wall = started.elapsed().as_secs_f64();
-    std::mem::forget(child);
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
+    cmd.stdout(std::process::Stdio::null()).stderr(err_file);
+    let cost = child::run(cmd);
     let err = std::fs::read_to_string(&err_path).unwrap_or_default();
     let _ = std::fs::remove_file(&err_path);
     let tail: Vec<&str> = err.lines().rev().take(3).collect();
-    (
-        Cost {
-            code,
-            wall,
-            cpu: secs(usage.ru_utime) + secs(usage.ru_stime),
-            rss_mb: usage.ru_maxrss as f64 / 1024.0,
-        },
-        tail.into_iter().rev().collect::<Vec<_>>().join(" | "),
-    )
+    (cost, tail.into_iter().rev().collect::<Vec<_>>().join(" | "))
 }
 
 /// Starts one host of the farm; returns its port.
