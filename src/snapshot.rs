@@ -1,9 +1,10 @@
 //! Snapshots: raw response bodies, stored once, named by their SHA-256.
 //!
 //! An I/O edge. Files live at `DIR/ab/abcdef…` (two-character fan-out keeps directories small).
-//! Each is written to a temporary file in the same directory, fsynced, then renamed, so a
-//! crash never leaves a partial snapshot under a real name; a body already stored is not
-//! written again. Reading re-hashes the bytes so a corrupted file is detected, never trusted.
+//! Each is written to a temporary file in the same directory, synced, then renamed (and the
+//! rename synced), so a crash never leaves a partial snapshot under a real name; a body
+//! already stored is not written again. A run stages the bodies of a commit group and
+//! publishes them together, sharing the syncs. Reading re-hashes the bytes so a corrupted file is detected, never trusted.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -37,6 +38,38 @@ pub enum SnapshotError {
     },
 }
 
+/// A body written beside its place in the store under a temporary name, waiting to be
+/// published (see [`SnapshotStore::stage`]). Dropped unpublished, its file is removed.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: tempfile::TempPath,
+    path: PathBuf,
+}
+
+impl SnapshotError {
+    /// The same error again (each fetch of a group whose snapshots failed is told why).
+    pub fn again(&self) -> SnapshotError {
+        match self {
+            SnapshotError::Io { path, source } => SnapshotError::Io {
+                path: path.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            SnapshotError::Corrupt { path, actual } => SnapshotError::Corrupt {
+                path: path.clone(),
+                actual: actual.clone(),
+            },
+        }
+    }
+}
+
+/// fsyncs directories, so the names made in them are on disk.
+fn sync_dirs<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> io::Result<()> {
+    for d in dirs {
+        std::fs::File::open(d)?.sync_all()?;
+    }
+    Ok(())
+}
+
 /// Hex SHA-256 of bytes.
 pub fn hash_bytes(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -59,13 +92,24 @@ impl SnapshotStore {
         self.dir.join(fan).join(hash)
     }
 
-    /// Stores bytes (if not already stored) and returns their hash.
+    /// Stores bytes (if not already stored) and returns their hash: [`SnapshotStore::stage`]
+    /// and [`SnapshotStore::publish`] of one body.
     pub fn put(&self, bytes: &[u8]) -> Result<String, SnapshotError> {
+        let (hash, staged) = self.stage(bytes)?;
+        self.publish(staged.into_iter().collect())?;
+        Ok(hash)
+    }
+
+    /// Writes bytes under a temporary name beside where they belong (unless an intact copy is
+    /// stored already) and returns their hash. Nothing is synced or named yet: a group of
+    /// staged bodies is made durable under their real names at once by
+    /// [`SnapshotStore::publish`]; a staged body dropped unpublished leaves nothing behind.
+    pub fn stage(&self, bytes: &[u8]) -> Result<(String, Option<Staged>), SnapshotError> {
         let hash = hash_bytes(bytes);
         let path = self.path_of(&hash);
         if let Ok(existing) = self.get(&hash) {
             debug_assert_eq!(existing.len(), bytes.len());
-            return Ok(hash);
+            return Ok((hash, None));
         }
         let io_err = |source| SnapshotError::Io {
             path: path.clone(),
@@ -75,15 +119,108 @@ impl SnapshotStore {
         std::fs::create_dir_all(parent).map_err(io_err)?;
         let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(io_err)?;
         tmp.write_all(bytes).map_err(io_err)?;
-        tmp.as_file().sync_all().map_err(io_err)?;
-        tmp.persist(&path).map_err(|e| io_err(e.error))?;
-        // The rename must reach the disk before the database row that names it commits.
-        if let Ok(d) = std::fs::File::open(parent) {
-            let _ = d.sync_all();
-        }
-        Ok(hash)
+        let tmp = tmp.into_temp_path();
+        Ok((hash, Some(Staged { tmp, path })))
     }
 
+    /// Makes staged bodies durable under their real names: their bytes reach the disk, then
+    /// they are renamed into place, then the renames reach the disk — so a real name never
+    /// holds a partial body, and once this returns, a database row may name them. Several
+    /// bodies share the syncs (on Linux one `syncfs` before and one after the renames, instead
+    /// of two `fsync`s per body); a single body is synced on its own.
+    pub fn publish(&self, staged: Vec<Staged>) -> Result<(), SnapshotError> {
+        let io_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| SnapshotError::Io { path, source }
+        };
+        match staged.len() {
+            0 => Ok(()),
+            1 => {
+                let Some(s) = staged.into_iter().next() else {
+                    return Ok(());
+                };
+                std::fs::File::open(&s.tmp)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io_err(&s.path))?;
+                let path = s.path;
+                s.tmp.persist(&path).map_err(|e| io_err(&path)(e.error))?;
+                let parent = path.parent().expect("snapshot path has a parent");
+                sync_dirs([parent, self.dir.as_path()]).map_err(io_err(parent))
+            }
+            _ => {
+                self.sync_bodies(&staged)?;
+                let mut parents = std::collections::BTreeSet::new();
+                for s in staged {
+                    let path = s.path;
+                    s.tmp.persist(&path).map_err(|e| io_err(&path)(e.error))?;
+                    if let Some(parent) = path.parent() {
+                        parents.insert(parent.to_path_buf());
+                    }
+                }
+                self.sync_names(&parents)
+            }
+        }
+    }
+
+    /// Every staged body's bytes on disk.
+    #[cfg(target_os = "linux")]
+    fn sync_bodies(&self, _staged: &[Staged]) -> Result<(), SnapshotError> {
+        self.syncfs()
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn sync_bodies(&self, staged: &[Staged]) -> Result<(), SnapshotError> {
+        for s in staged {
+            std::fs::File::open(&s.tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(|source| SnapshotError::Io {
+                    path: s.path.clone(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// The renames into these directories (and their creation) on disk.
+    #[cfg(target_os = "linux")]
+    fn sync_names(
+        &self,
+        _parents: &std::collections::BTreeSet<PathBuf>,
+    ) -> Result<(), SnapshotError> {
+        self.syncfs()
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn sync_names(
+        &self,
+        parents: &std::collections::BTreeSet<PathBuf>,
+    ) -> Result<(), SnapshotError> {
+        let dirs = parents
+            .iter()
+            .map(PathBuf::as_path)
+            .chain([self.dir.as_path()]);
+        sync_dirs(dirs).map_err(|source| SnapshotError::Io {
+            path: self.dir.clone(),
+            source,
+        })
+    }
+
+    /// One `syncfs` of the file system the store is on: everything written to it so far is on
+    /// disk when it returns (errors of any writeback since the last call are reported).
+    #[cfg(target_os = "linux")]
+    fn syncfs(&self) -> Result<(), SnapshotError> {
+        use std::os::fd::AsRawFd;
+        let err = |source| SnapshotError::Io {
+            path: self.dir.clone(),
+            source,
+        };
+        let dir = std::fs::File::open(&self.dir).map_err(err)?;
+        // SAFETY: `syncfs` only reads the descriptor, which `dir` keeps open for the call.
+        if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+            return Err(err(io::Error::last_os_error()));
+        }
+        Ok(())
+    }
     /// Reads a snapshot back, checking that its bytes still hash to its name.
     pub fn get(&self, hash: &str) -> Result<Vec<u8>, SnapshotError> {
         let path = self.path_of(hash);
@@ -126,5 +263,85 @@ mod tests {
         // No temporary files are left behind.
         let names: Vec<_> = std::fs::read_dir(p.parent().unwrap()).unwrap().collect();
         assert_eq!(names.len(), 1);
+    }
+
+    /// Every file under `dir`, relative, sorted.
+    fn files(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        for fan in std::fs::read_dir(dir).unwrap() {
+            let fan = fan.unwrap().path();
+            for f in std::fs::read_dir(&fan).unwrap() {
+                let f = f.unwrap().path();
+                out.push(f.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn staged_bodies_have_no_real_name_until_published_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SnapshotStore::new(dir.path());
+        let bodies: Vec<Vec<u8>> = (0..40).map(|i| format!("body {i}").into_bytes()).collect();
+        let mut staged = Vec::new();
+        let mut hashes = Vec::new();
+        for b in &bodies {
+            let (h, s) = store.stage(b).unwrap();
+            assert_eq!(h, hash_bytes(b));
+            // Staged is not stored: not readable, not found by a second stage.
+            assert!(!store.has(&h));
+            staged.push(s.expect("a new body is staged"));
+            hashes.push(h);
+        }
+        // The same body twice in one group: both staged, one file after publishing.
+        let (again, s) = store.stage(&bodies[0]).unwrap();
+        assert_eq!(again, hashes[0]);
+        staged.push(s.expect("not stored yet"));
+        store.publish(staged).unwrap();
+        for (h, b) in hashes.iter().zip(&bodies) {
+            assert_eq!(&store.get(h).unwrap(), b);
+        }
+        let mut want: Vec<String> = hashes
+            .iter()
+            .map(|h| {
+                store
+                    .path_of(h)
+                    .strip_prefix(dir.path())
+                    .unwrap()
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        want.sort();
+        assert_eq!(
+            files(dir.path()),
+            want,
+            "only the real names, no temporary files"
+        );
+        // Stored now: staging it again writes nothing.
+        assert!(store.stage(&bodies[3]).unwrap().1.is_none());
+    }
+
+    #[test]
+    fn a_staged_body_dropped_unpublished_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SnapshotStore::new(dir.path());
+        let (h, s) = store.stage(b"never committed").unwrap();
+        assert_eq!(
+            files(dir.path()).len(),
+            1,
+            "the temporary file exists while staged"
+        );
+        drop(s);
+        assert!(files(dir.path()).is_empty());
+        assert!(!store.has(&h));
+        // A corrupt stored copy is replaced when the body is staged and published again.
+        let h = store.put(b"good").unwrap();
+        std::fs::write(store.path_of(&h), b"bad!").unwrap();
+        let (again, s) = store.stage(b"good").unwrap();
+        assert_eq!(again, h);
+        store.publish(s.into_iter().collect()).unwrap();
+        assert_eq!(store.get(&h).unwrap(), b"good");
     }
 }

@@ -133,6 +133,19 @@ fn main() {
         let bound = max_requests as f64 / rate;
         println!("exit {status}; {}", err.trim());
         println!("peak RSS {:.1} MB (VmHWM, sampled every 20 ms; target <= 150 MB)", peak as f64 / 1024.0);
+        // The child is reaped (try_wait): its CPU time is in this process's children's usage.
+        // SAFETY: an all-zero rusage is a valid value of this plain C struct; getrusage
+        // writes into it.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `usage` is valid for writes.
+        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        let cpu = secs(usage.ru_utime) + secs(usage.ru_stime);
+        println!(
+            "{:.0} citations/s (goal >= 1,500); citewatch CPU {:.1} s (user + system; the farm's is not in it)",
+            citations as f64 / wall.as_secs_f64(),
+            cpu
+        );
         println!("wall {:.1}s; politeness lower bound {:.1}s ({} requests to the busiest host); ratio {:.2}", wall.as_secs_f64(), bound, max_requests, wall.as_secs_f64() / bound);
     });
 }
