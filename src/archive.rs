@@ -288,6 +288,14 @@ pub async fn follow_up(
 ) -> Result<FollowUp, crate::store::StoreError> {
     use crate::verdict::Verdict;
     let mut done = FollowUp::default();
+    // Nothing to look up or submit: no archive configured and no archived copy given.
+    if settings.endpoint.is_none()
+        && !registry
+            .citations()
+            .any(|c| c.archived.is_some() && scope.includes(c))
+    {
+        return Ok(done);
+    }
     let latest: std::collections::HashMap<crate::registry::CitationKey, String> = store
         .latest_verdicts_by_key(crate::store::VerdictColumns::Words)
         .await?

@@ -288,6 +288,10 @@ pub fn main() -> ExitCode {
     };
     init_tracing();
     let rt = match tokio::runtime::Builder::new_multi_thread()
+        // Blocking work (snapshot files, text extraction, syncs) queues for at most 32
+        // threads rather than tokio's 512: with a hundred hosts at once the pool otherwise
+        // grew past 250 threads, each with its own stack and malloc arena, for no throughput.
+        .max_blocking_threads(32)
         .enable_all()
         .build()
     {

@@ -330,8 +330,9 @@ pub async fn run(
     if opts.scope.is_full() {
         // Expired items still open were seen again by this run.
         store.touch_expired((opts.clock)()).await?;
-        let keys: Vec<String> = registry.citations().map(Citation::key).collect();
-        summary.queue.closed += store.close_orphans(&keys, (opts.clock)()).await?;
+        summary.queue.closed += store
+            .close_orphans(registry.citations().map(Citation::identity), (opts.clock)())
+            .await?;
     }
     let abnormal = if !panics.is_empty() {
         Some(format!(
@@ -492,7 +493,7 @@ type Commit = (
 type CommitAnswer = tokio::sync::oneshot::Receiver<Result<crate::store::QueueDelta, RunError>>;
 
 /// Most fetches committed in one transaction.
-const GROUP_COMMIT_MAX: usize = 64;
+const GROUP_COMMIT_MAX: usize = 256;
 
 /// How long the group committer waits, after the first fetch of a group arrives, for others
 /// to join it. A few milliseconds against fetches that take tens to thousands: a host keeps
@@ -506,7 +507,7 @@ const GROUP_COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_milli
 /// counted before it is durable; a host abandoned at the run deadline leaves its in-flight
 /// fetches to be committed, uncounted (the summary then says too few URLs were done, never
 /// too many).
-const COMMITS_IN_FLIGHT: usize = 4;
+const COMMITS_IN_FLIGHT: usize = 16;
 
 /// Group commit: commits finished fetches as they arrive, each time those that are waiting or
 /// arrive within [`GROUP_COMMIT_WINDOW`] of the first (up to [`GROUP_COMMIT_MAX`]) in one

@@ -497,10 +497,7 @@ impl Store {
             .busy_timeout(Duration::from_secs(10))
             // Statement journals (every multi-row upsert inside a transaction opens one) in
             // memory, not in a temporary file: they never outlive the statement.
-            .pragma("temp_store", "memory")
-            // 8 MiB of page cache per connection instead of 2: a run's index pages stay in
-            // memory rather than being read again for every group.
-            .pragma("cache_size", "-8192");
+            .pragma("temp_store", "memory");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts)
@@ -1174,18 +1171,46 @@ impl Store {
         Ok(())
     }
 
-    /// Closes open items of citations no longer in the registry (edited or removed).
-    pub async fn close_orphans(&self, current_keys: &[String], now: DateTime<Utc>) -> Result<u32> {
-        // The keys go in as one JSON parameter: one statement, however large the registry
-        // (a statement per key was a thread hand-over per citation on every full run).
-        let list = serde_json::to_string(current_keys).map_err(|e| StoreError::Sqlx {
+    /// Closes open items of citations no longer in the registry (edited or removed), given
+    /// the registry's citation keys. Only open items are held (few, however large the
+    /// registry): memory does not grow with the registry.
+    pub async fn close_orphans(
+        &self,
+        current: impl IntoIterator<Item = crate::registry::CitationKey>,
+        now: DateTime<Utc>,
+    ) -> Result<u32> {
+        let open: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, citation_key FROM reverify_queue WHERE status = 'open'")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(self.err())?;
+        // A key that is not even one of ours names no citation of the registry either.
+        let mut orphans = Vec::new();
+        let mut by_key: std::collections::HashMap<crate::registry::CitationKey, Vec<i64>> =
+            std::collections::HashMap::new();
+        for (id, key) in open {
+            match crate::registry::CitationKey::from_hex(&key) {
+                Some(k) => by_key.entry(k).or_default().push(id),
+                None => orphans.push(id),
+            }
+        }
+        if !by_key.is_empty() {
+            for k in current {
+                by_key.remove(&k);
+            }
+        }
+        orphans.extend(by_key.into_values().flatten());
+        if orphans.is_empty() {
+            return Ok(0);
+        }
+        let list = serde_json::to_string(&orphans).map_err(|e| StoreError::Sqlx {
             path: self.path.clone(),
             source: sqlx::Error::Encode(Box::new(e)),
         })?;
         let r = sqlx::query(
             "UPDATE reverify_queue SET status = 'resolved', closed_at = $1, closed_by = 'citewatch',
                 note = 'citation edited or removed in the registry; its successor is tracked separately'
-             WHERE status = 'open' AND citation_key NOT IN (SELECT value FROM json_each($2))",
+             WHERE status = 'open' AND id IN (SELECT value FROM json_each($2))",
         )
         .bind(ts(now))
         .bind(list)
