@@ -598,6 +598,7 @@ impl Body {
             hash: self.hash.clone(),
             size: self.bytes.len() as i64,
             content_type: self.content_type.clone(),
+            check: crate::snapshot::quick_check(&self.bytes),
         }
     }
 }
@@ -756,10 +757,11 @@ impl Ctx<'_> {
         let state = known.states.get(url).cloned().unwrap_or_default();
         // Conditional requests only when the body they would let us re-use is intact on disk
         // (read back and its hash checked once, here; a 304 then re-uses these bytes).
-        let good_bytes = state
-            .last_good_snapshot
-            .as_deref()
-            .and_then(|h| self.snapshots.get(h).ok());
+        let good_bytes = state.last_good_snapshot.as_deref().and_then(|h| {
+            self.snapshots
+                .get_checked(h, state.last_good_check.as_deref())
+                .ok()
+        });
         let have_good = good_bytes.is_some();
         let validators = if have_good {
             Validators {
@@ -817,6 +819,7 @@ impl Ctx<'_> {
                         hash: raw_hash,
                         size: raw.len() as i64,
                         content_type: Some("text/html".into()),
+                        check: crate::snapshot::quick_check(&raw),
                     });
                 }
                 let bytes = Arc::new(bytes);

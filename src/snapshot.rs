@@ -70,6 +70,12 @@ fn sync_dirs<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> io::Result<()> {
     Ok(())
 }
 
+/// Hex XXH3-128 of bytes: the quick check recorded beside each snapshot (see
+/// [`SnapshotStore::get_checked`]).
+pub fn quick_check(bytes: &[u8]) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
+}
+
 /// Hex SHA-256 of bytes.
 pub fn hash_bytes(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -235,6 +241,28 @@ impl SnapshotStore {
         Ok(bytes)
     }
 
+    /// Reads a snapshot back, checking its bytes against `check` (its [`quick_check`], as
+    /// recorded when it was stored) when there is one, else against its name. Either way a
+    /// changed byte is an error, never a body.
+    pub fn get_checked(&self, hash: &str, check: Option<&str>) -> Result<Vec<u8>, SnapshotError> {
+        let Some(check) = check else {
+            return self.get(hash);
+        };
+        let path = self.path_of(hash);
+        let bytes = std::fs::read(&path).map_err(|source| SnapshotError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let actual = quick_check(&bytes);
+        if actual != check {
+            return Err(SnapshotError::Corrupt {
+                path,
+                actual: format!("xxh3 {actual}"),
+            });
+        }
+        Ok(bytes)
+    }
+
     /// Whether an intact snapshot with this hash is stored.
     pub fn has(&self, hash: &str) -> bool {
         self.get(hash).is_ok()
@@ -277,6 +305,34 @@ mod tests {
         }
         out.sort();
         out
+    }
+
+    #[test]
+    fn a_quick_check_catches_every_flipped_byte_like_the_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SnapshotStore::new(dir.path());
+        let body: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 251) as u8).collect();
+        let h = store.put(&body).unwrap();
+        let check = quick_check(&body);
+        assert_eq!(store.get_checked(&h, Some(&check)).unwrap(), body);
+        assert_eq!(store.get_checked(&h, None).unwrap(), body);
+        // A check that is not this body's is a corrupt snapshot, not a body.
+        assert!(matches!(
+            store.get_checked(&h, Some(&quick_check(b"other"))),
+            Err(SnapshotError::Corrupt { .. })
+        ));
+        for at in [0, 1, 2047, 4095] {
+            for bit in [0u8, 3, 7] {
+                let mut bad = body.clone();
+                bad[at] ^= 1 << bit;
+                std::fs::write(store.path_of(&h), &bad).unwrap();
+                assert!(matches!(
+                    store.get_checked(&h, Some(&check)),
+                    Err(SnapshotError::Corrupt { .. })
+                ));
+                assert!(store.get_checked(&h, None).is_err());
+            }
+        }
     }
 
     #[test]

@@ -93,6 +93,8 @@ pub struct SourceState {
     pub first_failure_at: Option<String>,
     /// Words of the last good body, when recorded.
     pub last_good_words: Option<i64>,
+    /// The quick check of the last good body's bytes, when recorded.
+    pub last_good_check: Option<String>,
 }
 
 /// A snapshot row to insert if new.
@@ -104,6 +106,8 @@ pub struct SnapshotRow {
     pub size: i64,
     /// Content-Type.
     pub content_type: Option<String>,
+    /// [`crate::snapshot::quick_check`] of the bytes.
+    pub check: String,
 }
 
 /// A citation's identity as stored.
@@ -649,7 +653,9 @@ impl Store {
     /// Per-URL state, if the URL was fetched before.
     pub async fn source_state(&self, url: &str) -> Result<Option<SourceState>> {
         sqlx::query_as(
-            "SELECT url, last_good_snapshot, content_type, etag, last_modified, consecutive_failures, first_failure_at, last_good_words FROM sources WHERE url = $1",
+            "SELECT url, last_good_snapshot, content_type, etag, last_modified, consecutive_failures, first_failure_at, last_good_words,
+                    (SELECT xxh3 FROM snapshots s WHERE s.hash = sources.last_good_snapshot) AS last_good_check
+             FROM sources WHERE url = $1",
         )
         .bind(url)
         .fetch_optional(&self.pool)
@@ -667,7 +673,8 @@ impl Store {
             source: sqlx::Error::Encode(Box::new(e)),
         })?;
         let rows: Vec<SourceState> = sqlx::query_as(
-            "SELECT url, last_good_snapshot, content_type, etag, last_modified, consecutive_failures, first_failure_at, last_good_words
+            "SELECT url, last_good_snapshot, content_type, etag, last_modified, consecutive_failures, first_failure_at, last_good_words,
+                    (SELECT xxh3 FROM snapshots s WHERE s.hash = sources.last_good_snapshot) AS last_good_check
              FROM sources WHERE url IN (SELECT value FROM json_each($1))",
         )
         .bind(list)
@@ -828,14 +835,20 @@ impl Store {
                 FetchRow::NotModified { .. } => None,
             };
             for s in body.into_iter().chain(rec.raw_snapshot.as_ref()) {
-                snapshots.push(serde_json::json!([s.hash, s.size, s.content_type, at]));
+                snapshots.push(serde_json::json!([
+                    s.hash,
+                    s.size,
+                    s.content_type,
+                    at,
+                    s.check
+                ]));
             }
         }
         if !snapshots.is_empty() {
             sqlx::query(
-                "INSERT INTO snapshots (hash, size, content_type, first_seen)
-                 SELECT value->>0, value->>1, value->>2, value->>3 FROM json_each($1) WHERE true ORDER BY key
-                 ON CONFLICT(hash) DO NOTHING",
+                "INSERT INTO snapshots (hash, size, content_type, first_seen, xxh3)
+                 SELECT value->>0, value->>1, value->>2, value->>3, value->>4 FROM json_each($1) WHERE true ORDER BY key
+                 ON CONFLICT(hash) DO UPDATE SET xxh3 = excluded.xxh3 WHERE snapshots.xxh3 IS NULL",
             )
             .bind(serde_json::Value::from(snapshots).to_string())
             .execute(&mut **tx)
@@ -2016,6 +2029,7 @@ mod group_tests {
                     hash: hash.into(),
                     size: 10,
                     content_type: Some("text/html".into()),
+                    check: format!("check-{hash}"),
                 },
                 etag: Some(format!("\"{hash}\"")),
                 last_modified: None,
