@@ -227,40 +227,35 @@ impl SnapshotStore {
         }
         Ok(())
     }
+
     /// Reads a snapshot back, checking that its bytes still hash to its name.
     pub fn get(&self, hash: &str) -> Result<Vec<u8>, SnapshotError> {
-        let path = self.path_of(hash);
-        let bytes = std::fs::read(&path).map_err(|source| SnapshotError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let actual = hash_bytes(&bytes);
-        if actual != hash {
-            return Err(SnapshotError::Corrupt { path, actual });
-        }
-        Ok(bytes)
+        self.get_checked(hash, None)
     }
 
     /// Reads a snapshot back, checking its bytes against `check` (its [`quick_check`], as
     /// recorded when it was stored) when there is one, else against its name. Either way a
     /// changed byte is an error, never a body.
     pub fn get_checked(&self, hash: &str, check: Option<&str>) -> Result<Vec<u8>, SnapshotError> {
-        let Some(check) = check else {
-            return self.get(hash);
-        };
         let path = self.path_of(hash);
         let bytes = std::fs::read(&path).map_err(|source| SnapshotError::Io {
             path: path.clone(),
             source,
         })?;
-        let actual = quick_check(&bytes);
-        if actual != check {
-            return Err(SnapshotError::Corrupt {
-                path,
-                actual: format!("xxh3 {actual}"),
-            });
+        let corrupt = match check {
+            Some(check) => {
+                let actual = quick_check(&bytes);
+                (actual != check).then(|| format!("xxh3 {actual}"))
+            }
+            None => {
+                let actual = hash_bytes(&bytes);
+                (actual != hash).then_some(actual)
+            }
+        };
+        match corrupt {
+            Some(actual) => Err(SnapshotError::Corrupt { path, actual }),
+            None => Ok(bytes),
         }
-        Ok(bytes)
     }
 
     /// Whether an intact snapshot with this hash is stored.
