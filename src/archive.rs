@@ -296,8 +296,14 @@ pub async fn follow_up(
     {
         return Ok(done);
     }
+    // Only the verdicts this stage acts on: lost evidence, and verified evidence when
+    // captures are to be requested.
+    let mut words: Vec<&str> = LOST.iter().map(|v| v.as_str()).collect();
+    if settings.submit {
+        words.push(Verdict::Verified.as_str());
+    }
     let latest: std::collections::HashMap<crate::registry::CitationKey, String> = store
-        .latest_verdicts_by_key(crate::store::VerdictColumns::Words)
+        .latest_verdicts_among(crate::store::VerdictColumns::Words, Some(&words))
         .await?
         .into_iter()
         .map(|(k, v)| (k, v.verdict().to_string()))

@@ -496,11 +496,15 @@ type CommitAnswer = tokio::sync::oneshot::Receiver<Result<crate::store::QueueDel
 const GROUP_COMMIT_MAX: usize = 256;
 
 /// How long the group committer waits, after the first fetch of a group arrives, for others
-/// to join it. A few milliseconds against fetches that take tens to thousands: a host keeps
-/// fetching meanwhile (see [`COMMITS_IN_FLIGHT`]), and forty busy hosts share one
-/// transaction instead of one each (a transaction costs the same eight statements and thread
-/// hand-overs whether it records one fetch or twenty).
-const GROUP_COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_millis(4);
+/// to join it. Short against fetches that take tens to thousands of milliseconds: a host
+/// keeps fetching meanwhile (see [`COMMITS_IN_FLIGHT`]), and busy hosts share one
+/// transaction instead of one each. A transaction costs the same statements and thread
+/// hand-overs whether it records one fetch or a hundred, and it rewrites every index page
+/// its rows land on (citation keys and URLs spread them over the whole index): fewer,
+/// larger groups write each such page once instead of once per group. Measured on a
+/// re-run where every page answers 304 (2,000 URLs, 40 hosts, median of five alternating
+/// rounds): 4 ms 1.03 CPU-s, 20 ms 0.91, 50 ms 0.87, 100 ms 0.86.
+const GROUP_COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Fetches of one host handed to the group committer and not yet known durable while the
 /// host goes on to its next URL: commits overlap fetching, and groups grow. Nothing is

@@ -228,6 +228,19 @@ fn main() {
         println!("| round · command | exit | wall | CPU (user+sys) | peak RSS | note |");
         println!("|---|---|---|---|---|---|");
         let served = |i: usize| counts.iter().map(|c| c[i].load(Ordering::Relaxed)).sum::<usize>();
+        if let Ok(secs) = std::env::var("HOLD_SECS") {
+            // Keep the farm up for profiling by hand: print a ready-made command line.
+            let state = work.path().join("held");
+            let cmd = citewatch(&state, &reg);
+            let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+            println!(
+                "holding the farm for {secs} s: CITEWATCH_LOOPBACK_ONLY=1 {} {}",
+                cmd.get_program().to_string_lossy(),
+                args.join(" ")
+            );
+            tokio::time::sleep(Duration::from_secs(secs.parse().unwrap_or(600))).await;
+            return;
+        }
         for round in 1..=rounds {
             let state = tempfile::tempdir_in(work.path()).unwrap();
             let before = (served(0), served(1));
