@@ -2267,7 +2267,7 @@ mod group_tests {
             let h = format!("h{run}");
             // Citation 3 on its own URL, fetched first in runs 2 and 3: verdict ids do not
             // follow the citations' order.
-            let mut recs = vec![
+            let mut recs = [
                 fetched(
                     run,
                     a,
