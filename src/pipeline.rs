@@ -460,8 +460,11 @@ struct Ctx<'a> {
     run_id: i64,
 }
 
-/// Sources whose recorded state is read together (see [`Ctx::known`]).
-const PREFETCH: usize = 16;
+/// Sources whose recorded state is read together (see [`Ctx::known`]): two statements per
+/// 64 sources of a host. Each read after a commit re-reads the index pages that commit
+/// replaced, so fewer, larger reads cost less: 16 → 64 took a 2,000-URL re-run from 0.90 to
+/// 0.84 CPU-s (median of five alternating rounds). Memory stays bounded per host.
+const PREFETCH: usize = 64;
 
 /// The recorded state of a few sources and what judging their citations rests on, read
 /// just before they are fetched.
