@@ -1663,8 +1663,13 @@ impl Store {
     /// The fetch that first brought a body: its final URL and time.
     pub async fn first_capture(&self, hash: &str) -> Result<Option<(String, String)>> {
         sqlx::query_as(
-            "SELECT COALESCE(final_url, url), fetched_at FROM fetches
-             WHERE outcome = 'fetched' AND (snapshot_hash = $1 OR raw_snapshot_hash = $1)
+            // Two indexed searches (see migration 0010); `OR` would scan every fetch.
+            "SELECT COALESCE(final_url, url), fetched_at FROM (
+                SELECT id, final_url, url, fetched_at FROM fetches
+                WHERE outcome = 'fetched' AND snapshot_hash = $1
+                UNION ALL
+                SELECT id, final_url, url, fetched_at FROM fetches
+                WHERE outcome = 'fetched' AND raw_snapshot_hash = $1 AND raw_snapshot_hash IS NOT NULL)
              ORDER BY id LIMIT 1",
         )
         .bind(hash)
@@ -2243,6 +2248,54 @@ mod group_tests {
         .await
         .unwrap();
         assert!(open > 0 && resolved > 0, "open {open}, resolved {resolved}");
+    }
+
+    /// The first capture of a body is the earliest fetch that brought it, found by the body's
+    /// hash or by the raw document's beside a rendered one; a 304 is never a capture.
+    #[tokio::test]
+    async fn the_first_capture_of_a_body_is_the_earliest_fetch_that_brought_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("capture.db")).await.unwrap();
+        let now: DateTime<Utc> = "2026-11-26T03:00:00Z".parse().unwrap();
+        let (a, b, c) = ("https://a.test/", "https://b.test/", "https://c.test/");
+        for run in 1..=3 {
+            assert_eq!(store.begin_run(now, 3, 0).await.unwrap(), run);
+            let recs = match run {
+                1 => vec![fetched(1, b, "h2", vec![])],
+                2 => vec![
+                    fetched(2, a, "h1", vec![]),
+                    FetchRecord {
+                        raw_snapshot: Some(SnapshotRow {
+                            hash: "raw1".into(),
+                            size: 3,
+                            content_type: Some("text/html".into()),
+                            check: "check-raw1".into(),
+                        }),
+                        ..fetched(2, c, "dom1", vec![])
+                    },
+                ],
+                // A 304 first, then the same body brought again under another URL: neither
+                // is its first capture.
+                _ => vec![
+                    not_modified(3, a, "h1", vec![]),
+                    fetched(3, b, "h1", vec![]),
+                ],
+            };
+            let refs: Vec<&FetchRecord> = recs.iter().collect();
+            for r in store.record_fetches(&refs).await {
+                r.unwrap();
+            }
+        }
+        let url = |h: &str| {
+            let store = &store;
+            let h = h.to_string();
+            async move { store.first_capture(&h).await.unwrap().map(|(u, _)| u) }
+        };
+        assert_eq!(url("h1").await.as_deref(), Some(a));
+        assert_eq!(url("h2").await.as_deref(), Some(b));
+        assert_eq!(url("raw1").await.as_deref(), Some(c));
+        assert_eq!(url("dom1").await.as_deref(), Some(c));
+        assert_eq!(url("nothing").await, None);
     }
 
     /// The latest verdicts are read per citation of the store, not by scanning verdict
