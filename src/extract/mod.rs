@@ -10,6 +10,8 @@
 use encoding_rs::Encoding;
 use scraper::{Html, Node, Selector};
 
+mod fast;
+
 /// What kind of document a snapshot holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MediaKind {
@@ -559,7 +561,62 @@ fn is_block(name: &str) -> bool {
 }
 
 /// Both texts of an HTML document (or of the parts matching `selector`).
+///
+/// A page in the well-formed subset the fast path reads ([`fast`]) is walked from its
+/// events; any other page, and any selector, goes through html5ever's tree. Debug builds
+/// (the tests) read every fast-path page through the tree as well and stop on a difference.
 pub fn html_extract(html: &str, selector: Option<&str>) -> Extracted {
+    if selector.is_none()
+        && let Some(doc) = fast::parse(html)
+    {
+        let ex = extract_events(&doc);
+        #[cfg(debug_assertions)]
+        {
+            let tree = html_extract_tree(html, None);
+            assert!(
+                ex == tree,
+                "fast-path extraction differs from the tree's for a page starting {:?}",
+                html.chars().take(200).collect::<String>()
+            );
+        }
+        return ex;
+    }
+    html_extract_tree(html, selector)
+}
+
+/// Whether the fast path reads this page (for tests and benchmarks).
+pub fn takes_fast_path(html: &str) -> bool {
+    fast::parse(html).is_some()
+}
+
+/// Where in `src/extract/fast.rs` the fast path declines this page (`None`: it reads it).
+pub fn fast_path_decline(html: &str) -> Option<u32> {
+    fast::read(html).err().map(|d| d.0)
+}
+
+fn extract_events(doc: &fast::Document<'_>) -> Extracted {
+    let mut sinks = Sinks {
+        saw_main: doc.saw_main,
+        ..Sinks::default()
+    };
+    walk_events(doc, &mut sinks);
+    let (text, lines, words) = sinks.all.finish();
+    let wording = if sinks.saw_main {
+        sinks.main.finish().0
+    } else {
+        sinks.page.finish().0
+    };
+    Extracted {
+        text,
+        wording,
+        lines,
+        scripts: doc.scripts,
+        words,
+    }
+}
+
+/// [`html_extract`] through html5ever's tree, whatever the page.
+pub fn html_extract_tree(html: &str, selector: Option<&str>) -> Extracted {
     let doc = Html::parse_document(html);
     let mut sinks = Sinks::default();
     // One linear pass over the node arena counts scripts and decides which wording sink is
@@ -682,6 +739,21 @@ impl<'a> Attrs<'a> {
             }
         }
         a
+    }
+
+    /// The same from the fast path's attributes.
+    fn of_fast(f: &'a fast::FastAttrs<'_>) -> Attrs<'a> {
+        Attrs {
+            id: f.id.as_deref(),
+            class: f.class.as_deref(),
+            role: f.role.as_deref().map(str::trim),
+            style: f.style.as_deref(),
+            alt: f.alt.as_deref(),
+            hidden: f.hidden,
+            aria_hidden: f.aria_hidden.as_deref().is_some_and(|v| v.trim() == "true"),
+            aria_modal: f.aria_modal.as_deref().is_some_and(|v| v.trim() == "true"),
+            open: f.open,
+        }
     }
 }
 
@@ -911,150 +983,195 @@ struct Frame {
     main: bool,
     chrome_main: bool,
     chrome_page: bool,
+    /// A `<details>` without `open`: its `<summary>` child is what a reader sees.
+    collapsed_details: bool,
+}
+
+/// The walk over a document's elements and text in tree order, feeding the sinks. Driven
+/// by a tree traversal ([`walk`]) or by the fast path's events ([`walk_events`]).
+struct Walker<'s> {
+    sinks: &'s mut Sinks,
+    stack: Vec<Frame>,
+    skipping: usize,
+    hidden: usize,
+    in_main: usize,
+    chrome_main: usize,
+    chrome_page: usize,
+    headings: Vec<u8>,
+}
+
+impl<'s> Walker<'s> {
+    fn new(sinks: &'s mut Sinks) -> Self {
+        Walker {
+            sinks,
+            stack: Vec::new(),
+            skipping: 0,
+            hidden: 0,
+            in_main: 0,
+            chrome_main: 0,
+            chrome_page: 0,
+            headings: Vec::new(),
+        }
+    }
+
+    fn boundary(&mut self) {
+        self.sinks.all.boundary();
+        self.sinks.main.boundary();
+        self.sinks.page.boundary();
+    }
+
+    fn info(&self) -> LineInfo {
+        LineInfo {
+            heading: self.headings.last().copied(),
+            hidden: self.hidden > 0,
+        }
+    }
+
+    /// An element opens; `attrs` is read only when its contents can be text.
+    fn open<'a>(&mut self, name: &str, attrs: impl FnOnce() -> Attrs<'a>) {
+        if self.skipping > 0 || is_skipped(name) {
+            self.skipping += 1;
+            self.stack.push(Frame {
+                skipped: true,
+                block: false,
+                heading: false,
+                hides: false,
+                unhides: false,
+                main: false,
+                chrome_main: false,
+                chrome_page: false,
+                collapsed_details: false,
+            });
+            return;
+        }
+        let block = is_block(name);
+        if block {
+            self.boundary();
+        }
+        let level = heading_level(name);
+        if let Some(l) = level {
+            self.headings.push(l);
+        }
+        let attrs = attrs();
+        let collapsed_details = name == "details" && !attrs.open;
+        let hides = collapsed_details || is_hidden(&attrs);
+        if hides {
+            self.hidden += 1;
+        }
+        // The summary of a collapsed <details> is what a reader sees.
+        let unhides = name == "summary"
+            && self.hidden > 0
+            && self.stack.last().is_some_and(|p| p.collapsed_details);
+        if unhides {
+            self.hidden -= 1;
+        }
+        let main = name == "main" || attrs.role == Some("main");
+        if main {
+            self.in_main += 1;
+        }
+        let (cm, cp) = chrome(name, &attrs);
+        self.chrome_main += usize::from(cm);
+        self.chrome_page += usize::from(cp);
+        self.stack.push(Frame {
+            skipped: false,
+            block,
+            heading: level.is_some(),
+            hides,
+            unhides,
+            main,
+            chrome_main: cm,
+            chrome_page: cp,
+            collapsed_details,
+        });
+        let piece = match name {
+            "br" => {
+                self.boundary();
+                None
+            }
+            "img" | "area" => attrs.alt.map(str::trim).filter(|a| !a.is_empty()),
+            "td" | "th" => Some(""),
+            _ => None,
+        };
+        if let Some(p) = piece {
+            let padded = format!(" {p} ");
+            self.text(&padded);
+        }
+    }
+
+    fn text(&mut self, t: &str) {
+        if self.skipping > 0 {
+            return;
+        }
+        let info = self.info();
+        push_text(
+            self.sinks,
+            t,
+            info,
+            self.in_main > 0 && self.chrome_main == 0,
+            self.chrome_page == 0,
+        );
+    }
+
+    /// The innermost open element closes.
+    fn close(&mut self) {
+        let Some(f) = self.stack.pop() else { return };
+        if f.skipped {
+            self.skipping -= 1;
+            return;
+        }
+        if f.block {
+            self.boundary();
+        }
+        if f.heading {
+            self.headings.pop();
+        }
+        if f.hides {
+            self.hidden -= 1;
+        }
+        if f.unhides {
+            self.hidden += 1;
+        }
+        if f.main {
+            self.in_main -= 1;
+        }
+        self.chrome_main -= usize::from(f.chrome_main);
+        self.chrome_page -= usize::from(f.chrome_page);
+    }
 }
 
 /// Walks the tree under `node` once, iteratively (deeply nested pages must not overflow the
 /// stack), feeding all three sinks.
 fn walk(node: ego_tree::NodeRef<'_, Node>, sinks: &mut Sinks) {
     use ego_tree::iter::Edge;
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut skipping = 0usize;
-    let mut hidden = 0usize;
-    let mut in_main = 0usize;
-    let mut chrome_main = 0usize;
-    let mut chrome_page = 0usize;
-    let mut headings: Vec<u8> = Vec::new();
+    let mut w = Walker::new(sinks);
     for edge in node.traverse() {
         match edge {
             Edge::Open(n) => match n.value() {
-                Node::Element(e) => {
-                    let name = e.name();
-                    if skipping > 0 || is_skipped(name) {
-                        skipping += 1;
-                        stack.push(Frame {
-                            skipped: true,
-                            block: false,
-                            heading: false,
-                            hides: false,
-                            unhides: false,
-                            main: false,
-                            chrome_main: false,
-                            chrome_page: false,
-                        });
-                        continue;
-                    }
-                    let block = is_block(name);
-                    if block {
-                        sinks.all.boundary();
-                        sinks.main.boundary();
-                        sinks.page.boundary();
-                    }
-                    let level = heading_level(name);
-                    if let Some(l) = level {
-                        headings.push(l);
-                    }
-                    let attrs = Attrs::of(e);
-                    let collapsed_details = name == "details" && !attrs.open;
-                    let hides = collapsed_details || is_hidden(&attrs);
-                    if hides {
-                        hidden += 1;
-                    }
-                    // The summary of a collapsed <details> is what a reader sees.
-                    let unhides = name == "summary"
-                        && hidden > 0
-                        && n.parent()
-                            .and_then(|p| p.value().as_element())
-                            .is_some_and(|p| p.name() == "details" && p.attr("open").is_none());
-                    if unhides {
-                        hidden -= 1;
-                    }
-                    let main = name == "main" || attrs.role == Some("main");
-                    if main {
-                        in_main += 1;
-                    }
-                    let (cm, cp) = chrome(name, &attrs);
-                    chrome_main += usize::from(cm);
-                    chrome_page += usize::from(cp);
-                    stack.push(Frame {
-                        skipped: false,
-                        block,
-                        heading: level.is_some(),
-                        hides,
-                        unhides,
-                        main,
-                        chrome_main: cm,
-                        chrome_page: cp,
-                    });
-                    let info = LineInfo {
-                        heading: headings.last().copied(),
-                        hidden: hidden > 0,
-                    };
-                    let piece = match name {
-                        "br" => {
-                            sinks.all.boundary();
-                            sinks.main.boundary();
-                            sinks.page.boundary();
-                            None
-                        }
-                        "img" | "area" => attrs.alt.map(str::trim).filter(|a| !a.is_empty()),
-                        "td" | "th" => Some(""),
-                        _ => None,
-                    };
-                    if let Some(p) = piece {
-                        let padded = format!(" {p} ");
-                        push_text(
-                            sinks,
-                            &padded,
-                            info,
-                            in_main > 0 && chrome_main == 0,
-                            chrome_page == 0,
-                        );
-                    }
-                }
-                Node::Text(t) if skipping == 0 => {
-                    let info = LineInfo {
-                        heading: headings.last().copied(),
-                        hidden: hidden > 0,
-                    };
-                    push_text(
-                        sinks,
-                        t,
-                        info,
-                        in_main > 0 && chrome_main == 0,
-                        chrome_page == 0,
-                    );
-                }
+                Node::Element(e) => w.open(e.name(), || Attrs::of(e)),
+                Node::Text(t) => w.text(t),
                 _ => {}
             },
             Edge::Close(n) => {
-                if n.value().as_element().is_none() {
-                    continue;
+                if n.value().as_element().is_some() {
+                    w.close();
                 }
-                let Some(f) = stack.pop() else { continue };
-                if f.skipped {
-                    skipping -= 1;
-                    continue;
-                }
-                if f.block {
-                    sinks.all.boundary();
-                    sinks.main.boundary();
-                    sinks.page.boundary();
-                }
-                if f.heading {
-                    headings.pop();
-                }
-                if f.hides {
-                    hidden -= 1;
-                }
-                if f.unhides {
-                    hidden += 1;
-                }
-                if f.main {
-                    in_main -= 1;
-                }
-                chrome_main -= usize::from(f.chrome_main);
-                chrome_page -= usize::from(f.chrome_page);
             }
+        }
+    }
+}
+
+/// The same walk over the fast path's events.
+fn walk_events(doc: &fast::Document<'_>, sinks: &mut Sinks) {
+    let mut w = Walker::new(sinks);
+    for ev in &doc.events {
+        match ev {
+            fast::Event::Open { name, attrs } => w.open(name, || match *attrs {
+                0 => Attrs::default(),
+                i => Attrs::of_fast(&doc.attrs[i as usize - 1]),
+            }),
+            fast::Event::Text(t) => w.text(t),
+            fast::Event::Char(c) => w.text(c.encode_utf8(&mut [0; 4])),
+            fast::Event::Close => w.close(),
         }
     }
 }
