@@ -131,6 +131,7 @@ pub(super) fn read(html: &str) -> Result<Document<'_>, Decline> {
         mode: Mode::Initial,
         stack: Vec::with_capacity(64),
         form_open: false,
+        ignore_lf: false,
         doc: Document {
             events: Vec::with_capacity(html.len() / 24),
             attrs: Vec::new(),
@@ -149,6 +150,8 @@ struct Parser<'a> {
     mode: Mode,
     stack: Vec<Entry<'a>>,
     form_open: bool,
+    /// Just after `<pre>` or `<listing>`: a newline that comes next is dropped.
+    ignore_lf: bool,
     doc: Document<'a>,
 }
 
@@ -477,11 +480,9 @@ impl<'a> Parser<'a> {
                 self.markup()?;
             }
         }
-        // End of file: html5ever leaves the remaining elements open; the walk closes them.
-        if self.mode != Mode::InBody {
-            // An empty document or one that ends in the head: no text follows, so the
-            // implied elements change nothing a walk would write. Close what is open.
-        }
+        // End of file: html5ever creates the implied elements a document without body
+        // content lacks, and leaves the open ones open; the walk closes them.
+        self.ensure_body()?;
         while !self.stack.is_empty() {
             self.pop();
         }
@@ -543,12 +544,21 @@ impl<'a> Parser<'a> {
     }
 
     fn text(&mut self, t: &'a str) -> Step {
+        let mut t = t;
+        if std::mem::take(&mut self.ignore_lf) {
+            t = t
+                .strip_prefix("\r\n")
+                .or_else(|| t.strip_prefix(['\n', '\r']))
+                .unwrap_or(t);
+        }
         if t.is_empty() {
             return Ok(());
         }
         if self.mode != Mode::InBody {
-            if all_space(t) {
-                // Dropped, or kept in the head or the root: nothing a walk writes.
+            // Leading whitespace stays where it is (dropped, or in the head or the root:
+            // nothing a walk writes); the rest opens the body, as html5ever splits it.
+            t = t.trim_start_matches(['\t', '\n', '\x0c', '\r', ' ']);
+            if t.is_empty() {
                 return Ok(());
             }
             self.ensure_body()?;
@@ -565,6 +575,9 @@ impl<'a> Parser<'a> {
     }
 
     fn chars(&mut self, c1: char, c2: Option<char>) -> Step {
+        if std::mem::take(&mut self.ignore_lf) && c1 == '\n' {
+            return Ok(()); // `&#10;` right after <pre> is dropped like a newline
+        }
         if self.mode != Mode::InBody {
             self.ensure_body()?;
         }
@@ -831,7 +844,9 @@ impl<'a> Parser<'a> {
         }
         if closes_p(name) {
             self.close_p_in_button_scope()?;
+            let pre = matches!(name, "pre" | "listing");
             self.push(tag.name, tag.attrs, false);
+            self.ignore_lf = pre;
             return Ok(Content::Markup);
         }
         match name {
@@ -1044,6 +1059,11 @@ impl<'a> Parser<'a> {
         match name {
             // The stack stays as it is; what follows is still read as body content.
             "body" | "html" => Ok(()),
+            "table" if self.in_cell() => {
+                // "Close the cell", then the row, section and table as in the row.
+                self.close_cell()?;
+                self.end_tag(name)
+            }
             "br" | "template" | "caption" | "col" | "colgroup" | "table" | "tbody" | "thead"
             | "tfoot" => Err(Decline(line!())),
             "p" | "li" | "dd" | "dt" | "select" => self.close_with_implied(name),
@@ -1094,6 +1114,7 @@ impl<'a> Parser<'a> {
 
     /// At `<`.
     fn markup(&mut self) -> Step {
+        self.ignore_lf = false;
         let rest = self.rest();
         let next = rest.get(1).copied().ok_or(Decline(line!()))?;
         if next.is_ascii_alphabetic() {
@@ -1129,8 +1150,12 @@ impl<'a> Parser<'a> {
                 Ok(())
             } else if rest.starts_with(b"<![CDATA[") && self.in_foreign() {
                 let end = memchr::memmem::find(rest, b"]]>").ok_or(Decline(line!()))?;
-                // CDATA text inside SVG: never page text, so not written.
+                // Text inside SVG (never page text; kept so the steps match the tree's).
+                let t = &self.src[self.pos + 9..self.pos + end];
                 self.pos += end + 3;
+                if !t.is_empty() {
+                    self.doc.events.push(Event::Text(t));
+                }
                 Ok(())
             } else {
                 Err(Decline(line!()))
@@ -1187,6 +1212,8 @@ impl<'a> Parser<'a> {
                 start += 2;
             } else if matches!(self.b.get(start), Some(b'\n' | b'\r')) && start < end {
                 start += 1;
+            } else if self.b[start..end].starts_with(b"&#") {
+                return Err(Decline(line!())); // `&#10;` would be dropped too
             }
         }
         let content = &self.src[start..end];
@@ -1390,6 +1417,7 @@ impl<'a> Parser<'a> {
             mode: Mode::InBody,
             stack: Vec::new(),
             form_open: false,
+            ignore_lf: false,
             doc: Document {
                 events: Vec::new(),
                 attrs: Vec::new(),
@@ -1428,7 +1456,7 @@ impl<'a> Parser<'a> {
     fn char_ref(&mut self, _quote: Option<u8>) -> Step<Option<(char, Option<char>)>> {
         let b = self.b;
         let Some(&c) = b.get(self.pos) else {
-            return Err(Decline(line!()));
+            return Ok(None); // `&` at the end of the file is text
         };
         if c == b'#' {
             let mut i = self.pos + 1;
@@ -1478,6 +1506,307 @@ impl<'a> Parser<'a> {
                 Ok(Some((c1, c2)))
             }
             _ => Err(Decline(line!())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The fast path is held to html5ever's tree: on every page of the replay corpus (Open
+    //! Terms Archive snapshots, ODC-BY 1.0), on hand-written cases at the edges of the subset
+    //! it reads, and on generated tag soup. A page may be declined; a page read must give
+    //! exactly the tree's text, wording, lines, script count and word count.
+
+    use super::super::{html_extract_tree, takes_fast_path};
+    use super::*;
+
+    fn fast(html: &str) -> Option<crate::extract::Extracted> {
+        parse(html).map(|d| super::super::extract_events(&d))
+    }
+
+    /// A walk step in comparable form: element (name and the attributes extraction reads),
+    /// close, or a run of text.
+    #[derive(Debug, PartialEq)]
+    enum Step {
+        Open(String, String),
+        Close,
+        Text(String),
+    }
+
+    fn push_text(out: &mut Vec<Step>, t: &str) {
+        if let Some(Step::Text(prev)) = out.last_mut() {
+            prev.push_str(t);
+        } else {
+            out.push(Step::Text(t.to_string()));
+        }
+    }
+
+    /// The tree html5ever builds, as walk steps. Whitespace-only text directly in `<html>`
+    /// or `<head>` is left out (the fast path drops it; nothing writes it).
+    fn tree_steps(html: &str) -> Vec<Step> {
+        use ego_tree::iter::Edge;
+        let doc = scraper::Html::parse_document(html);
+        let mut out = Vec::new();
+        for edge in doc.tree.root().traverse() {
+            match edge {
+                Edge::Open(n) => match n.value() {
+                    // SVG names are case-adjusted by the tree (`clipPath`); the walk reads
+                    // none of them.
+                    scraper::Node::Element(e) => out.push(Step::Open(
+                        e.name().to_ascii_lowercase(),
+                        format!("{:?}", super::super::Attrs::of(e)),
+                    )),
+                    scraper::Node::Text(t) => {
+                        let parent = n
+                            .parent()
+                            .and_then(|p| p.value().as_element().map(|e| e.name()));
+                        if matches!(parent, Some("html" | "head")) && super::all_space(t) {
+                            continue;
+                        }
+                        push_text(&mut out, t)
+                    }
+                    _ => {}
+                },
+                Edge::Close(n) => {
+                    if n.value().as_element().is_some() {
+                        out.push(Step::Close);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn fast_steps(doc: &Document<'_>) -> Vec<Step> {
+        let mut out = Vec::new();
+        for ev in &doc.events {
+            match ev {
+                Event::Open { name, attrs } => {
+                    let a = match *attrs {
+                        0 => super::super::Attrs::default(),
+                        i => super::super::Attrs::of_fast(&doc.attrs[i as usize - 1]),
+                    };
+                    out.push(Step::Open(name.to_string(), format!("{a:?}")));
+                }
+                Event::Text(t) => push_text(&mut out, t),
+                Event::Char(c) => push_text(&mut out, c.encode_utf8(&mut [0; 4])),
+                Event::Close => out.push(Step::Close),
+            }
+        }
+        out
+    }
+
+    /// Declined, or the tree's walk steps and result exactly (CR LF and CR read as LF, as
+    /// html5ever's input stream reads them).
+    fn agrees(html: &str) -> bool {
+        let normal = html.replace("\r\n", "\n").replace('\r', "\n");
+        let Some(doc) = parse(&normal) else {
+            return parse(html).is_none() || fast(html) == Some(html_extract_tree(html, None));
+        };
+        let same_steps = fast_steps(&doc) == tree_steps(&normal);
+        if !same_steps {
+            eprintln!(
+                "fast: {:?}\ntree: {:?}",
+                fast_steps(&doc),
+                tree_steps(&normal)
+            );
+        }
+        same_steps && fast(html) == Some(html_extract_tree(html, None))
+    }
+
+    fn corpus() -> Vec<(std::path::PathBuf, String)> {
+        let root =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/replay-corpus");
+        let mut out = Vec::new();
+        let mut dirs = vec![root];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if p.extension().is_some_and(|x| x == "html") {
+                    let bytes = std::fs::read(&p).unwrap();
+                    let html = crate::extract::decode(
+                        &bytes,
+                        Some("text/html"),
+                        crate::extract::MediaKind::Html,
+                    );
+                    out.push((p, html));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_corpus_page_read_fast_reads_as_the_tree_reads_it() {
+        let pages = corpus();
+        let mut read = 0;
+        for (path, html) in &pages {
+            if let Some(ex) = fast(html) {
+                read += 1;
+                let normal = html.replace("\r\n", "\n").replace('\r', "\n");
+                let doc = parse(&normal).expect("read with CR LF as LF too");
+                let (f, t) = (fast_steps(&doc), tree_steps(&normal));
+                if f != t {
+                    let i = f
+                        .iter()
+                        .zip(&t)
+                        .position(|(a, b)| a != b)
+                        .unwrap_or(f.len().min(t.len()));
+                    panic!(
+                        "walk steps differ at {i}: {}\nfast: {:?}\ntree: {:?}",
+                        path.display(),
+                        &f[i.saturating_sub(3)..(i + 3).min(f.len())],
+                        &t[i.saturating_sub(3)..(i + 3).min(t.len())]
+                    );
+                }
+                let tree = html_extract_tree(html, None);
+                assert!(ex.text == tree.text, "text differs: {}", path.display());
+                assert!(ex.wording == tree.wording, "wording: {}", path.display());
+                assert_eq!(ex.lines, tree.lines, "{}", path.display());
+                assert_eq!(ex.scripts, tree.scripts, "{}", path.display());
+                assert_eq!(ex.words, tree.words, "{}", path.display());
+            }
+        }
+        assert!(pages.len() > 50, "{} pages", pages.len());
+        // The fast path must carry most real pages, or it is dead code with a cost.
+        assert!(
+            read * 3 >= pages.len() * 2,
+            "only {read} of {} corpus pages take the fast path",
+            pages.len()
+        );
+    }
+
+    #[test]
+    fn common_shapes_are_read_and_agree() {
+        let cases = [
+            "<!DOCTYPE html><html><head><title>T &amp; C</title></head><body><p>One</p></body></html>",
+            "<p>first<p>second<div>third</div>",
+            "<ul><li>a<li>b<li><p>c</ul><dl><dt>x<dd>y<dt>z</dl>",
+            "<table><tr><td>a<td>b</tr><tr><th>c</table>after",
+            "<table>\n<tbody>\n<tr><td><p>cell</td></tr>\n</tbody></table>",
+            "<p>Icon <svg viewBox='0 0 1 1'><title>arrow</title><path d='M0'/><style>.a{}</style></svg> text</p>",
+            "<svg><![CDATA[ x < y ]]><g><circle r=1 /></g></svg>tail",
+            "<select><option>One<option selected>Two<optgroup label=g><option>Three</select> next",
+            "<textarea>\nline one\nline two</textarea>and<textarea>\r\nx</textarea>",
+            "<b>Type</b>II and <i>in</i><em>word</em> &nbsp;&#65;&#x42;&copy; &ne; AT &amp; T &",
+            "<details><summary>More</summary><p>hidden until opened</p></details>",
+            "<main><nav>menu</nav><h1>Title</h1><p>body</p><footer>foot</footer></main>",
+            "<div hidden>h</div><div class='sr-only'>s</div><div style='display: none'>n</div>",
+            "<div aria-hidden=true>a</div><div role=dialog aria-modal=true>d</div>",
+            "<div id=cookie-banner>c</div><p class=\"x&amp;y hidden\">p</p>",
+            "<img alt='  picture  '><area alt=map><br>line<br/>next",
+            "<script>if (a < b) { x = '</scr' + 'ipt>'; }</script>text<style>p{}</style>",
+            "<noscript><p>enable js</p></noscript><iframe src=x><p>no</p></iframe><xmp><b></xmp>",
+            "<body><p>x</p></body></html>\n<script>late()</script>",
+            "<P CLASS=Hidden>upper</P><DIV ID=a ID=b>dup</DIV>",
+            "text before any tag<p>and after",
+            "<form><input type=hidden><button>Go</button></form>",
+            "<a href='?a=1&b=2'>link</a> <a href=/x>two</a>",
+            "<h2>Section<small>s</small></h2><pre>\n  code  </pre>",
+            "<div>a<!-- c --->b<!-- d --!>c</div>",
+            "<p>x < y and 3<4</p>",
+            "<span role=main>m</span><script role=main></script>",
+        ];
+        for html in cases {
+            assert!(
+                takes_fast_path(html),
+                "declined at line {:?}: {html}",
+                read(html).err().map(|d| d.0)
+            );
+            assert!(agrees(html), "differs from the tree: {html}");
+        }
+    }
+
+    #[test]
+    fn what_needs_the_tree_builder_is_declined_or_agrees() {
+        let cases = [
+            // The adoption agency, foster parenting, reconstruction.
+            "<b><p>x</b>y</p>",
+            "<p><b>x</p>y",
+            "<a>1<a>2</a>",
+            "<table>stray<tr><td>a</table>",
+            "<table><div>x</div></table>",
+            "<table><td>a</table>",
+            "<p><table><tr><td>x</table>",
+            "<b><b><b><b>deep</b></b></b></b>x",
+            // Implicit closes the fast path does not model.
+            "<li><span>a<li>b",
+            "<h1>a<h2>b</h2>",
+            "<p><span>x</div>",
+            "<div><span>x</div>y",
+            "</p>x",
+            "</br>x",
+            "<span>x</div>",
+            // Modes and elements outside the subset.
+            "<template><p>t</p></template>x",
+            "<head><template></template></head>x",
+            "<body><body class=hidden>x",
+            "<html><html class=x>",
+            "<math><mi>x</mi></math>y",
+            "<svg><p>breakout</p></svg>",
+            "<svg><foreignObject><div>x</div></foreignObject></svg>",
+            "<svg><font color=red>x</font></svg>",
+            "<svg xlink:role=main></svg>",
+            "<select><select>x</select>",
+            "<select><input></select>",
+            "<plaintext><p>x",
+            "<frameset></frameset>",
+            "<nobr>a<nobr>b",
+            "<ruby>a<rt>b</ruby>",
+            "<image alt=x>",
+            // Tokenizer corners.
+            "<p>a\0b</p>",
+            "a &notit; b",
+            "a &amp b",
+            "a &#0; &#x80; &#xD800; &#x110000; &#12",
+            "<!-->x",
+            "<!--->x",
+            "<!-- open",
+            "<?xml?>x",
+            "</>x",
+            "</ x>y",
+            "<div class=\"unterminated>x",
+            "<script><!--<script></script>x</script>y",
+            "<title>never closed",
+            "x<",
+            "&",
+            "<div =x>y</div>",
+            "<![CDATA[x]]>y",
+        ];
+        for html in cases {
+            assert!(agrees(html), "differs from the tree: {html}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+        #[test]
+        fn generated_tag_soup_is_declined_or_read_as_the_tree_reads_it(
+            parts in proptest::collection::vec(proptest::sample::select(vec![
+                "<p>", "</p>", "<div>", "</div>", "<span>", "</span>", "<b>", "</b>", "<i>",
+                "</i>", "<a href=x>", "</a>", "<ul>", "</ul>", "<li>", "</li>", "<dl>", "<dt>",
+                "<dd>", "</dl>", "<h1>", "</h1>", "<h2>", "</h2>", "<table>", "</table>",
+                "<tbody>", "</tbody>", "<tr>", "</tr>", "<td>", "</td>", "<th>", "</th>",
+                "<svg>", "</svg>", "<path d=x/>", "<title>", "</title>", "<g>", "</g>",
+                "<select>", "</select>", "<option>", "</option>", "<optgroup>",
+                "<script>x<y</script>", "<style>a{}</style>", "<textarea>\nt</textarea>",
+                "<br>", "<img alt=pic>", "<hr>", "<input>", "<details>", "</details>",
+                "<summary>", "</summary>", "<details open>", "<main>", "</main>", "<nav>",
+                "</nav>", "<header>", "</header>", "<footer>", "</footer>", "<form>",
+                "</form>", "<button>", "</button>", "<pre>", "</pre>", "<noscript>x</noscript>",
+                "<template>", "</template>", "<head>", "</head>", "<body>", "</body>",
+                "<html>", "</html>", "<!DOCTYPE html>", "<!-- c -->", "<!-->", "<![CDATA[c]]>",
+                "<div hidden>", "<div class=hidden>", "<div role=main>", "<div aria-hidden=true>",
+                "<div style='display:none'>", "<div id=cookie-banner>", "<section>",
+                "</section>", "<em>", "</em>", "<strong>", "</strong>", "<code>", "</code>",
+                "word", " ", "\n", "\r\n", "Type", "II", "&amp;", "&nbsp;", "&#65;", "&bogus;",
+                "& ", "<", ">", "x&y", "\u{a0}", "é",
+            ]), 0..40)
+        ) {
+            let html: String = parts.concat();
+            proptest::prop_assert!(agrees(&html), "differs from the tree: {:?}", html);
         }
     }
 }

@@ -708,7 +708,7 @@ static CONSENT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| 
 
 /// The attributes extraction looks at, gathered in one pass over an element's attributes
 /// (scraper's `attr()` interns the name on every call, which dominates a walk).
-#[derive(Default)]
+#[derive(Default, Debug, PartialEq)]
 struct Attrs<'a> {
     id: Option<&'a str>,
     class: Option<&'a str>,
