@@ -668,10 +668,7 @@ impl Store {
         &self,
         urls: &[&str],
     ) -> Result<std::collections::HashMap<String, SourceState>> {
-        let list = serde_json::to_string(urls).map_err(|e| StoreError::Sqlx {
-            path: self.path.clone(),
-            source: sqlx::Error::Encode(Box::new(e)),
-        })?;
+        let list = serde_json::to_string(urls).map_err(|e| self.encode_error(e))?;
         let rows: Vec<SourceState> = sqlx::query_as(
             "SELECT url, last_good_snapshot, content_type, etag, last_modified, consecutive_failures, first_failure_at, last_good_words,
                     (SELECT xxh3 FROM snapshots s WHERE s.hash = sources.last_good_snapshot) AS last_good_check
@@ -684,6 +681,22 @@ impl Store {
         Ok(rows.into_iter().map(|r| (r.url.clone(), r)).collect())
     }
 
+    /// A JSON statement parameter that could not be encoded.
+    fn encode_error(&self, e: serde_json::Error) -> StoreError {
+        StoreError::Sqlx {
+            path: self.path.clone(),
+            source: sqlx::Error::Encode(Box::new(e)),
+        }
+    }
+
+    /// Rows aggregated as JSON by SQLite that did not read back.
+    fn decode_error(&self, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+        StoreError::Sqlx {
+            path: self.path.clone(),
+            source: sqlx::Error::Decode(e.into()),
+        }
+    }
+
     /// What judging each of these citations rests on, in one query: its baseline snapshot
     /// and that snapshot's Content-Type (none when that snapshot has no row), and its latest
     /// judgement with the basis it was decided on, when it was decided on content.
@@ -691,10 +704,7 @@ impl Store {
         &self,
         keys: &[&str],
     ) -> Result<std::collections::HashMap<String, JudgingContext>> {
-        let list = serde_json::to_string(keys).map_err(|e| StoreError::Sqlx {
-            path: self.path.clone(),
-            source: sqlx::Error::Encode(Box::new(e)),
-        })?;
+        let list = serde_json::to_string(keys).map_err(|e| self.encode_error(e))?;
         type Row = (
             String,
             Option<String>,
@@ -1315,10 +1325,7 @@ impl Store {
             }
         };
         let words = match words {
-            Some(w) => Some(serde_json::to_string(w).map_err(|e| StoreError::Sqlx {
-                path: self.path.clone(),
-                source: sqlx::Error::Encode(Box::new(e)),
-            })?),
+            Some(w) => Some(serde_json::to_string(w).map_err(|e| self.encode_error(e))?),
             None => None,
         };
         type Row = (
@@ -1346,11 +1353,7 @@ impl Store {
             let (Some(json), Some(last)) = (json, last) else {
                 break;
             };
-            let decode = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Sqlx {
-                path: self.path.clone(),
-                source: sqlx::Error::Decode(e),
-            };
-            let rows: Vec<Row> = serde_json::from_str(&json).map_err(|e| decode(Box::new(e)))?;
+            let rows: Vec<Row> = serde_json::from_str(&json).map_err(|e| self.decode_error(e))?;
             for (key, verdict, detail, snapshot_hash, found, decided_at, link, location, bs, ba) in
                 rows
             {
@@ -1369,7 +1372,7 @@ impl Store {
                     bs.as_deref(),
                     ba.as_deref(),
                 ])
-                .ok_or_else(|| decode("a verdict's text exceeds 4 GiB".into()))?;
+                .ok_or_else(|| self.decode_error("a verdict's text exceeds 4 GiB"))?;
                 // Boxed: the map's table stays small, and each verdict's memory moves to the
                 // caller without a copy.
                 map.insert(key, Box::new(packed));
