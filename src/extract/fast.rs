@@ -470,7 +470,7 @@ impl<'a> Parser<'a> {
             }
             if self.b[self.pos] == b'&' {
                 self.pos += 1;
-                match self.char_ref(None)? {
+                match self.char_ref()? {
                     Some((c1, c2)) => {
                         self.chars(c1, c2)?;
                     }
@@ -1237,7 +1237,7 @@ impl<'a> Parser<'a> {
                                 .push(Event::Text(&self.src[self.pos..self.pos + i]));
                         }
                         self.pos += i + 1;
-                        match self.char_ref(None)? {
+                        match self.char_ref()? {
                             Some((c1, c2)) => {
                                 self.doc.events.push(Event::Char(c1));
                                 if let Some(c2) = c2 {
@@ -1330,7 +1330,7 @@ impl<'a> Parser<'a> {
             while i < b.len() && is_space(b[i]) {
                 i += 1;
             }
-            let mut value: Option<(usize, usize, Option<u8>)> = None;
+            let mut value: Option<(usize, usize)> = None;
             if b.get(i) == Some(&b'=') {
                 i += 1;
                 while i < b.len() && is_space(b[i]) {
@@ -1340,13 +1340,13 @@ impl<'a> Parser<'a> {
                 match c {
                     b'"' | b'\'' => {
                         let close = memchr::memchr(c, &b[i + 1..]).ok_or(Decline(line!()))?;
-                        value = Some((i + 1, i + 1 + close, Some(c)));
+                        value = Some((i + 1, i + 1 + close));
                         i = i + 1 + close + 1;
                         // After a quoted value anything may follow (a missing space is
                         // only a parse error).
                     }
                     b'>' => {
-                        value = Some((i, i, None));
+                        value = Some((i, i));
                     }
                     _ => {
                         let v0 = i;
@@ -1358,7 +1358,7 @@ impl<'a> Parser<'a> {
                         if i >= b.len() {
                             return Err(Decline(line!()));
                         }
-                        value = Some((v0, i, None));
+                        value = Some((v0, i));
                     }
                 }
             }
@@ -1396,7 +1396,7 @@ impl<'a> Parser<'a> {
             {
                 let v = match value {
                     None => Cow::Borrowed(""),
-                    Some((v0, v1, quote)) => self.attr_value(v0, v1, quote)?,
+                    Some((v0, v1)) => self.attr_value(v0, v1)?,
                 };
                 *slot = Some(v);
             }
@@ -1404,7 +1404,7 @@ impl<'a> Parser<'a> {
     }
 
     /// An attribute value with its character references decoded.
-    fn attr_value(&self, v0: usize, v1: usize, quote: Option<u8>) -> Step<Cow<'a, str>> {
+    fn attr_value(&self, v0: usize, v1: usize) -> Step<Cow<'a, str>> {
         let raw = &self.src[v0..v1];
         if memchr::memchr(b'&', raw.as_bytes()).is_none() {
             return Ok(Cow::Borrowed(raw));
@@ -1435,7 +1435,7 @@ impl<'a> Parser<'a> {
                 Some(i) => {
                     out.push_str(&sub.src[sub.pos..sub.pos + i]);
                     sub.pos += i + 1;
-                    match sub.char_ref(quote)? {
+                    match sub.char_ref()? {
                         Some((c1, c2)) => {
                             out.push(c1);
                             if let Some(c2) = c2 {
@@ -1452,8 +1452,10 @@ impl<'a> Parser<'a> {
 
     /// Just after `&`: the character(s) a reference stands for, `None` when the `&` is
     /// literal text, or a decline for the cases html5ever treats in ways not modelled here
-    /// (legacy names without `;`, invalid numbers).
-    fn char_ref(&mut self, _quote: Option<u8>) -> Step<Option<(char, Option<char>)>> {
+    /// (legacy names without `;`, invalid numbers). The same in text and in attribute
+    /// values: in both, `&` before anything but a letter, digit or `#` (a closing quote
+    /// included) is literal.
+    fn char_ref(&mut self) -> Step<Option<(char, Option<char>)>> {
         let b = self.b;
         let Some(&c) = b.get(self.pos) else {
             return Ok(None); // `&` at the end of the file is text
