@@ -592,29 +592,31 @@ impl HostResult {
     }
 }
 
-/// The body a fetch left us with, if any. Shared with the blocking tasks that extract it.
+/// The body a fetch left us with, if any. Its bytes are shared with the blocking tasks that
+/// extract them; a 304's stored body is read back only when a citation is judged afresh.
 struct Body {
     hash: String,
-    bytes: Arc<Vec<u8>>,
+    bytes: Option<Arc<Vec<u8>>>,
     content_type: Option<String>,
 }
 
-impl Body {
-    fn row(&self) -> SnapshotRow {
-        SnapshotRow {
-            hash: self.hash.clone(),
-            size: self.bytes.len() as i64,
-            content_type: self.content_type.clone(),
-            check: crate::snapshot::quick_check(&self.bytes),
-        }
+/// The stored row of a body just fetched.
+fn fresh_row(hash: &str, bytes: &[u8], content_type: Option<&str>) -> SnapshotRow {
+    SnapshotRow {
+        hash: hash.to_string(),
+        size: bytes.len() as i64,
+        content_type: content_type.map(str::to_string),
+        check: crate::snapshot::quick_check(bytes),
     }
 }
 
 /// What one attempt at a source brought back, owned, before the verdict stage decides.
 enum Gathered {
-    /// A new body, already stored as a snapshot.
+    /// A new body, already stored as a snapshot (`row`).
     Fresh {
         body: Body,
+        bytes: Arc<Vec<u8>>,
+        row: SnapshotRow,
         status: u16,
         final_url: String,
         validators: Validators,
@@ -763,14 +765,14 @@ impl Ctx<'_> {
         let url = state_key.as_str();
         let state = known.states.get(url).cloned().unwrap_or_default();
         // Conditional requests only when the body they would let us re-use is intact on disk
-        // (read back and its hash checked once, here; a 304 then re-uses these bytes).
-        let good_bytes = state.last_good_snapshot.as_deref().and_then(|h| {
+        // (its bytes checked against the hash recorded when it was stored, here, before every
+        // conditional request; a 304 then re-uses it).
+        let intact = state.last_good_snapshot.as_deref().is_some_and(|h| {
             self.snapshots
-                .get_checked(h, state.last_good_check.as_deref())
-                .ok()
+                .verify(h, state.last_good_check.as_deref())
+                .is_ok()
         });
-        let have_good = good_bytes.is_some();
-        let validators = if have_good {
+        let validators = if intact {
             Validators {
                 etag: state.etag.clone(),
                 last_modified: state.last_modified.clone(),
@@ -783,18 +785,31 @@ impl Ctx<'_> {
         };
         let started = Instant::now();
         let mut outcome = self.fetch_once(source, &validators).await;
-        // A 304 points at the stored body: read it back now. When it cannot be had (it vanished
-        // since, or the server answers 304 to a request that carried no validators), ask once
-        // more without validators; what that brings is the reading.
+        // A 304 points at the stored body. Its bytes are read back only when a citation is to
+        // be judged afresh on them; a citation whose judgement rests on exactly this body
+        // (and citation, baseline, redirects and engine) keeps it without them. When the body
+        // cannot be had (it vanished or changed since it was checked, or the server answers
+        // 304 to a request that carried no validators), ask once more without validators;
+        // what that brings is the reading.
         let mut stored = None;
+        let mut priors = None;
         if matches!(outcome, FetchOutcome::NotModified { .. }) {
-            stored = self.stored_body(&state, good_bytes);
+            if intact && let Some(hash) = state.last_good_snapshot.clone() {
+                let p = self.priors(
+                    source,
+                    known,
+                    &hash,
+                    state.content_type.as_deref(),
+                    fetch::permanent_target(outcome.redirects()),
+                    &fetch::describe_chain(outcome.redirects()),
+                );
+                stored = self.stored_body(&state, hash, p.iter().any(|(_, j)| j.is_none()));
+                priors = Some(p);
+            }
             if stored.is_none() && validators != Validators::default() {
+                priors = None;
                 outcome = self.fetch_once(source, &Validators::default()).await;
-                if matches!(outcome, FetchOutcome::NotModified { .. }) {
-                    // Asked without validators: nothing of ours was intact to re-use.
-                    stored = self.stored_body(&state, None);
-                }
+                // Asked without validators, a 304 leaves nothing of ours to re-use.
             }
         }
         let now = (self.opts.clock)();
@@ -833,11 +848,13 @@ impl Ctx<'_> {
                 let full = extract_bounded(bytes.clone(), f.content_type.clone(), None).await;
                 texts.insert(None, full);
                 Gathered::Fresh {
+                    row: fresh_row(&hash, &bytes, f.content_type.as_deref()),
                     body: Body {
                         hash,
-                        bytes,
+                        bytes: Some(bytes.clone()),
                         content_type: f.content_type,
                     },
+                    bytes,
                     status: f.status,
                     final_url: f.final_url.to_string(),
                     validators: f.validators,
@@ -866,8 +883,8 @@ impl Ctx<'_> {
             last_good_words: state.last_good_words.and_then(|w| usize::try_from(w).ok()),
         };
         let observed = match &gathered {
-            Gathered::Fresh { body, .. } => Observed::Body {
-                bytes: &body.bytes,
+            Gathered::Fresh { bytes, .. } => Observed::Body {
+                bytes,
                 full: match &texts[&None] {
                     Ok(e) => Ok(e),
                     Err(why) => Err(why.as_str()),
@@ -889,15 +906,17 @@ impl Ctx<'_> {
             (
                 Gathered::Fresh {
                     body,
+                    row: snapshot,
                     status,
                     final_url,
                     validators,
+                    ..
                 },
                 Assessment::Document,
             ) => {
                 let words = texts[&None].as_ref().map_or(0, |e| e.words);
                 let row = FetchRow::Fetched {
-                    snapshot: body.row(),
+                    snapshot,
                     etag: validators.etag,
                     last_modified: validators.last_modified,
                     words: i64::try_from(words).unwrap_or(i64::MAX),
@@ -907,14 +926,14 @@ impl Ctx<'_> {
             // Kept as a snapshot for the record, never as the last good body.
             (
                 Gathered::Fresh {
-                    body,
+                    row: snapshot,
                     status,
                     final_url,
                     ..
                 },
                 Assessment::Failure(f),
             ) => (
-                failed_row(f, Some(body.row())),
+                failed_row(f, Some(snapshot)),
                 None,
                 Some(status),
                 Some(f.detail.clone()),
@@ -966,29 +985,49 @@ impl Ctx<'_> {
         let mut baselines: HashMap<(String, Option<String>), Option<extract::Extracted>> =
             HashMap::new();
         let mut verdicts = Vec::with_capacity(source.citations.len());
+        let mut priors = match (&assessment, &body) {
+            (Assessment::Document, Some(b)) => priors
+                .unwrap_or_else(|| {
+                    self.priors(
+                        source,
+                        known,
+                        &b.hash,
+                        b.content_type.as_deref(),
+                        moved_to.as_deref(),
+                        &redirects,
+                    )
+                })
+                .into_iter(),
+            _ => Vec::new().into_iter(),
+        };
         for c in &source.citations {
             let (judgement, basis) = match (&assessment, &body) {
                 (Assessment::Document, Some(b)) => {
-                    let key = c.key();
-                    let context = known.judging.get(&key).cloned().unwrap_or_default();
-                    let baseline_ref = context.baseline.clone();
-                    let basis = verdict::basis(
-                        c,
-                        &b.hash,
-                        b.content_type.as_deref(),
-                        baseline_ref.as_ref().map(|(h, _)| h.as_str()),
-                        moved_to.as_deref(),
-                        &redirects,
-                    );
-                    let judgement = match context.judgement_on(&basis) {
+                    let Some((basis, previous)) = priors.next() else {
+                        return Err(RunError::Internal(format!(
+                            "{}: a citation without its basis",
+                            crate::redact(url)
+                        )));
+                    };
+                    let judgement = match previous {
                         Some(previous) => {
                             out.reused += 1;
                             previous
                         }
                         None => {
+                            // Judged afresh: on the body's bytes, which a 304 read back for
+                            // exactly this (see `priors`).
+                            let Some(bytes) = &b.bytes else {
+                                return Err(RunError::Internal(format!(
+                                    "{}: a citation to judge afresh on a body not read back",
+                                    crate::redact(url)
+                                )));
+                            };
+                            let baseline_ref =
+                                known.judging.get(&c.key()).and_then(|j| j.baseline.clone());
                             if !texts.contains_key(&c.selector) {
                                 let t = extract_bounded(
-                                    b.bytes.clone(),
+                                    bytes.clone(),
                                     b.content_type.clone(),
                                     c.selector.clone(),
                                 )
@@ -1106,19 +1145,67 @@ impl Ctx<'_> {
         }
     }
 
-    /// The stored body a 304 points at: the last good body, read back intact before the
-    /// request (`good`), or nothing.
+    /// The stored body a 304 points at, `hash` (the last good body, checked intact before
+    /// the request), with its bytes read back when `read` (a citation is to be judged
+    /// afresh on them); nothing when they are wanted and cannot be had intact.
     fn stored_body(
         &self,
         state: &crate::store::SourceState,
-        good: Option<Vec<u8>>,
+        hash: String,
+        read: bool,
     ) -> Option<Body> {
-        let hash = state.last_good_snapshot.clone()?;
+        let bytes = if read {
+            match self
+                .snapshots
+                .get_checked(&hash, state.last_good_check.as_deref())
+            {
+                Ok(b) => Some(Arc::new(b)),
+                Err(e) => {
+                    tracing::warn!(url = %crate::redact(&state.url), error = %e, "stored snapshot changed since it was checked; fetching in full");
+                    return None;
+                }
+            }
+        } else {
+            None
+        };
         Some(Body {
             hash,
-            bytes: Arc::new(good?),
+            bytes,
             content_type: state.content_type.clone(),
         })
+    }
+
+    /// Each citation of `source` in order: the basis it would be judged on in this body
+    /// (`hash`, as served with these redirects), and its latest judgement when that rests
+    /// on exactly this basis (re-used; `None`: to be judged afresh).
+    fn priors(
+        &self,
+        source: &PlannedSource<'_>,
+        known: &Known,
+        hash: &str,
+        content_type: Option<&str>,
+        moved_to: Option<&str>,
+        redirects: &str,
+    ) -> Vec<(String, Option<verdict::Judgement>)> {
+        source
+            .citations
+            .iter()
+            .map(|c| {
+                let context = known.judging.get(&c.key());
+                let basis = verdict::basis(
+                    c,
+                    hash,
+                    content_type,
+                    context
+                        .and_then(|j| j.baseline.as_ref())
+                        .map(|(h, _)| h.as_str()),
+                    moved_to,
+                    redirects,
+                );
+                let previous = context.and_then(|j| j.judgement_on(&basis));
+                (basis, previous)
+            })
+            .collect()
     }
 
     /// Writes a body as a content-addressed snapshot on the blocking pool, staged (added to

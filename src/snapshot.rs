@@ -70,6 +70,21 @@ fn sync_dirs<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> io::Result<()> {
     Ok(())
 }
 
+/// Feeds a file's bytes to `into`, one small buffer at a time.
+fn stream_file(path: &Path, into: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => into(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Hex XXH3-128 of bytes: the quick check recorded beside each snapshot (see
 /// [`SnapshotStore::get_checked`]).
 pub fn quick_check(bytes: &[u8]) -> String {
@@ -260,9 +275,41 @@ impl SnapshotStore {
         }
     }
 
+    /// Checks a stored snapshot as [`SnapshotStore::get_checked`] does, without keeping its
+    /// bytes: the file streams through one small buffer into the hash. What a conditional
+    /// request needs to know before it is sent (is the body it would let us re-use intact?)
+    /// costs a read of the file and no allocation of its size.
+    pub fn verify(&self, hash: &str, check: Option<&str>) -> Result<(), SnapshotError> {
+        let path = self.path_of(hash);
+        let read = |path: &Path, into: &mut dyn FnMut(&[u8])| {
+            stream_file(path, into).map_err(|source| SnapshotError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        let corrupt = match check {
+            Some(check) => {
+                let mut q = xxhash_rust::xxh3::Xxh3::new();
+                read(&path, &mut |b| q.update(b))?;
+                let actual = format!("{:032x}", q.digest128());
+                (actual != check).then(|| format!("xxh3 {actual}"))
+            }
+            None => {
+                let mut f = Sha256::new();
+                read(&path, &mut |b| f.update(b))?;
+                let actual = hex::encode(f.finalize());
+                (actual != hash).then_some(actual)
+            }
+        };
+        match corrupt {
+            Some(actual) => Err(SnapshotError::Corrupt { path, actual }),
+            None => Ok(()),
+        }
+    }
+
     /// Whether an intact snapshot with this hash is stored.
     pub fn has(&self, hash: &str) -> bool {
-        self.get(hash).is_ok()
+        self.verify(hash, None).is_ok()
     }
 }
 
@@ -302,6 +349,51 @@ mod tests {
         }
         out.sort();
         out
+    }
+
+    #[test]
+    fn verify_streams_a_body_larger_than_its_buffer_and_agrees_with_get_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SnapshotStore::new(dir.path());
+        // Several buffers' worth, not a multiple of the buffer.
+        let body: Vec<u8> = (0..200_003u32).map(|i| (i * 31 % 253) as u8).collect();
+        let h = store.put(&body).unwrap();
+        let check = quick_check(&body);
+        store.verify(&h, Some(&check)).unwrap();
+        store.verify(&h, None).unwrap();
+        assert!(store.has(&h));
+        assert!(matches!(
+            store.verify(&h, Some(&quick_check(b"other"))),
+            Err(SnapshotError::Corrupt { .. })
+        ));
+        // A flipped byte in the first buffer, across a buffer boundary, in the last byte;
+        // and a body cut short or grown by a byte: each is found both ways, as get_checked
+        // finds it.
+        let mut damaged = Vec::new();
+        for at in [0, 65_535, 65_536, 131_072, 200_002] {
+            let mut bad = body.clone();
+            bad[at] ^= 0x10;
+            damaged.push(bad);
+        }
+        damaged.push(body[..body.len() - 1].to_vec());
+        damaged.push([body.as_slice(), b"x"].concat());
+        for bad in damaged {
+            std::fs::write(store.path_of(&h), &bad).unwrap();
+            for c in [Some(check.as_str()), None] {
+                assert!(matches!(
+                    store.verify(&h, c),
+                    Err(SnapshotError::Corrupt { .. })
+                ));
+                assert!(store.get_checked(&h, c).is_err());
+            }
+            assert!(!store.has(&h));
+        }
+        // A missing file is an I/O error naming it.
+        std::fs::remove_file(store.path_of(&h)).unwrap();
+        match store.verify(&h, Some(&check)) {
+            Err(SnapshotError::Io { path, .. }) => assert_eq!(path, store.path_of(&h)),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
