@@ -1617,27 +1617,17 @@ mod tests {
     }
 
     fn corpus() -> Vec<(std::path::PathBuf, String)> {
-        let root =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/replay-corpus");
-        let mut out = Vec::new();
-        let mut dirs = vec![root];
-        while let Some(d) = dirs.pop() {
-            for e in std::fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    dirs.push(p);
-                } else if p.extension().is_some_and(|x| x == "html") {
-                    let bytes = std::fs::read(&p).unwrap();
-                    let html = crate::extract::decode(
-                        &bytes,
-                        Some("text/html"),
-                        crate::extract::MediaKind::Html,
-                    );
-                    out.push((p, html));
-                }
-            }
-        }
-        out
+        crate::extract::corpus_html_pages()
+            .into_iter()
+            .map(|(p, bytes)| {
+                let html = crate::extract::decode(
+                    &bytes,
+                    Some("text/html"),
+                    crate::extract::MediaKind::Html,
+                );
+                (p, html)
+            })
+            .collect()
     }
 
     #[test]

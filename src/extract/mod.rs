@@ -1795,6 +1795,29 @@ fn meta_refresh(bytes: &[u8]) -> Option<String> {
     None
 }
 
+/// Every HTML snapshot of the replay corpus (Open Terms Archive, ODC-BY), with its path,
+/// as stored.
+#[cfg(test)]
+pub(crate) fn corpus_html_pages() -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let root =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/replay-corpus");
+    let mut out = Vec::new();
+    let mut dirs = vec![root];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "html") {
+                let bytes = std::fs::read(&p).unwrap();
+                out.push((p, bytes));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 #[cfg(test)]
 mod nesting_tests {
     use super::*;
@@ -1803,28 +1826,17 @@ mod nesting_tests {
     /// every HTML snapshot of the replay corpus (Open Terms Archive) and on tag soup.
     #[test]
     fn nesting_estimate_agrees_with_the_reference() {
-        let root =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/replay-corpus");
-        let mut pages = 0;
-        let mut dirs = vec![root];
-        while let Some(d) = dirs.pop() {
-            for e in std::fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    dirs.push(p);
-                } else if p.extension().is_some_and(|x| x == "html") {
-                    let html = String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned();
-                    assert_eq!(
-                        nesting_estimate(&html),
-                        nesting_estimate_reference(&html),
-                        "{}",
-                        p.display()
-                    );
-                    pages += 1;
-                }
-            }
+        let pages = corpus_html_pages();
+        for (p, bytes) in &pages {
+            let html = String::from_utf8_lossy(bytes);
+            assert_eq!(
+                nesting_estimate(&html),
+                nesting_estimate_reference(&html),
+                "{}",
+                p.display()
+            );
         }
-        assert!(pages > 50, "{pages} pages");
+        assert!(pages.len() > 50, "{} pages", pages.len());
     }
 
     proptest::proptest! {
