@@ -600,19 +600,7 @@ fn extract_events(doc: &fast::Document<'_>) -> Extracted {
         ..Sinks::default()
     };
     walk_events(doc, &mut sinks);
-    let (text, lines, words) = sinks.all.finish();
-    let wording = if sinks.saw_main {
-        sinks.main.finish().0
-    } else {
-        sinks.page.finish().0
-    };
-    Extracted {
-        text,
-        wording,
-        lines,
-        scripts: doc.scripts,
-        words,
-    }
+    sinks.finish(doc.scripts)
 }
 
 /// [`html_extract`] through html5ever's tree, whatever the page.
@@ -649,19 +637,7 @@ pub fn html_extract_tree(html: &str, selector: Option<&str>) -> Extracted {
         };
     }
     walk(doc.tree.root(), &mut sinks);
-    let (text, lines, words) = sinks.all.finish();
-    let wording = if sinks.saw_main {
-        sinks.main.finish().0
-    } else {
-        sinks.page.finish().0
-    };
-    Extracted {
-        text,
-        wording,
-        lines,
-        scripts,
-        words,
-    }
+    sinks.finish(scripts)
 }
 
 /// The text of an HTML document (or of the parts matching `selector`), as [`Extracted::text`].
@@ -700,6 +676,26 @@ struct Sinks {
     /// Whether the page has a `<main>` (or `role=main`) element: then only `main` is filled,
     /// otherwise only `page`.
     saw_main: bool,
+}
+
+impl Sinks {
+    /// What a walk of a whole page extracted: its text, and as its wording the `main` sink's
+    /// when the page has a `<main>`, else the `page` sink's.
+    fn finish(self, scripts: usize) -> Extracted {
+        let (text, lines, words) = self.all.finish();
+        let wording = if self.saw_main {
+            self.main.finish().0
+        } else {
+            self.page.finish().0
+        };
+        Extracted {
+            text,
+            wording,
+            lines,
+            scripts,
+            words,
+        }
+    }
 }
 
 static CONSENT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
