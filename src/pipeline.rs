@@ -769,7 +769,11 @@ impl Ctx<'_> {
         // conditional request; a 304 then re-uses it).
         let intact = state.last_good_snapshot.as_deref().is_some_and(|h| {
             self.snapshots
-                .verify(h, state.last_good_check.as_deref())
+                .verify(
+                    h,
+                    state.last_good_check.as_deref(),
+                    state.last_good_size.and_then(|n| u64::try_from(n).ok()),
+                )
                 .is_ok()
         });
         let validators = if intact {

@@ -70,10 +70,31 @@ fn sync_dirs<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> io::Result<()> {
     Ok(())
 }
 
-/// Feeds a file's bytes to `into`, one small buffer at a time.
-fn stream_file(path: &Path, into: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+/// Opens a stored snapshot for reading, with its length: only a regular file is one. A FIFO,
+/// device or directory put in its place is refused without blocking (opened non-blocking,
+/// then its type read from the open file, so it cannot be swapped in between).
+fn open_snapshot(path: &Path) -> io::Result<(std::fs::File, u64)> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    Ok((file, meta.len()))
+}
+
+/// Feeds an open file's bytes to `into`, one small buffer at a time.
+fn stream_file(mut file: std::fs::File, into: &mut dyn FnMut(&[u8])) -> io::Result<()> {
     use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
     let mut buf = [0u8; 64 * 1024];
     loop {
         match file.read(&mut buf) {
@@ -254,11 +275,15 @@ impl SnapshotStore {
     /// recorded when it was stored) when there is one, else against its name. Either way a
     /// changed byte is an error, never a body.
     pub fn get_checked(&self, hash: &str, check: Option<&str>) -> Result<Vec<u8>, SnapshotError> {
+        use std::io::Read;
         let path = self.path_of(hash);
-        let bytes = std::fs::read(&path).map_err(|source| SnapshotError::Io {
+        let io_err = |source| SnapshotError::Io {
             path: path.clone(),
             source,
-        })?;
+        };
+        let (mut file, len) = open_snapshot(&path).map_err(io_err)?;
+        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        file.read_to_end(&mut bytes).map_err(io_err)?;
         let corrupt = match check {
             Some(check) => {
                 let actual = quick_check(&bytes);
@@ -278,25 +303,38 @@ impl SnapshotStore {
     /// Checks a stored snapshot as [`SnapshotStore::get_checked`] does, without keeping its
     /// bytes: the file streams through one small buffer into the hash. What a conditional
     /// request needs to know before it is sent (is the body it would let us re-use intact?)
-    /// costs a read of the file and no allocation of its size.
-    pub fn verify(&self, hash: &str, check: Option<&str>) -> Result<(), SnapshotError> {
+    /// costs a read of the file and no allocation of its size. With the `size` recorded
+    /// when it was stored, a file of any other length is corrupt without being read.
+    pub fn verify(
+        &self,
+        hash: &str,
+        check: Option<&str>,
+        size: Option<u64>,
+    ) -> Result<(), SnapshotError> {
         let path = self.path_of(hash);
-        let read = |path: &Path, into: &mut dyn FnMut(&[u8])| {
-            stream_file(path, into).map_err(|source| SnapshotError::Io {
-                path: path.to_path_buf(),
-                source,
-            })
+        let io_err = |source| SnapshotError::Io {
+            path: path.clone(),
+            source,
         };
+        let (file, len) = open_snapshot(&path).map_err(io_err)?;
+        if let Some(size) = size
+            && len != size
+        {
+            return Err(SnapshotError::Corrupt {
+                path,
+                actual: format!("{len} bytes where {size} were stored"),
+            });
+        }
         let corrupt = match check {
             Some(check) => {
                 let mut q = xxhash_rust::xxh3::Xxh3::new();
-                read(&path, &mut |b| q.update(b))?;
+                stream_file(file, &mut |b| q.update(b)).map_err(io_err)?;
                 let actual = format!("{:032x}", q.digest128());
                 (actual != check).then(|| format!("xxh3 {actual}"))
             }
             None => {
                 let mut f = Sha256::new();
-                read(&path, &mut |b| f.update(b))?;
+                stream_file(file, &mut |b| f.update(b)).map_err(io_err)?;
                 let actual = hex::encode(f.finalize());
                 (actual != hash).then_some(actual)
             }
@@ -309,7 +347,7 @@ impl SnapshotStore {
 
     /// Whether an intact snapshot with this hash is stored.
     pub fn has(&self, hash: &str) -> bool {
-        self.verify(hash, None).is_ok()
+        self.verify(hash, None, None).is_ok()
     }
 }
 
@@ -359,11 +397,18 @@ mod tests {
         let body: Vec<u8> = (0..200_003u32).map(|i| (i * 31 % 253) as u8).collect();
         let h = store.put(&body).unwrap();
         let check = quick_check(&body);
-        store.verify(&h, Some(&check)).unwrap();
-        store.verify(&h, None).unwrap();
+        let size = Some(body.len() as u64);
+        store.verify(&h, Some(&check), size).unwrap();
+        store.verify(&h, None, size).unwrap();
+        store.verify(&h, Some(&check), None).unwrap();
         assert!(store.has(&h));
         assert!(matches!(
-            store.verify(&h, Some(&quick_check(b"other"))),
+            store.verify(&h, Some(&quick_check(b"other")), size),
+            Err(SnapshotError::Corrupt { .. })
+        ));
+        // A recorded size that is not the file's: corrupt, whatever the bytes.
+        assert!(matches!(
+            store.verify(&h, Some(&check), Some(body.len() as u64 + 1)),
             Err(SnapshotError::Corrupt { .. })
         ));
         // A flipped byte in the first buffer, across a buffer boundary, in the last byte;
@@ -380,19 +425,59 @@ mod tests {
         for bad in damaged {
             std::fs::write(store.path_of(&h), &bad).unwrap();
             for c in [Some(check.as_str()), None] {
-                assert!(matches!(
-                    store.verify(&h, c),
-                    Err(SnapshotError::Corrupt { .. })
-                ));
+                for recorded in [size, None] {
+                    assert!(matches!(
+                        store.verify(&h, c, recorded),
+                        Err(SnapshotError::Corrupt { .. })
+                    ));
+                }
                 assert!(store.get_checked(&h, c).is_err());
             }
             assert!(!store.has(&h));
         }
         // A missing file is an I/O error naming it.
         std::fs::remove_file(store.path_of(&h)).unwrap();
-        match store.verify(&h, Some(&check)) {
+        match store.verify(&h, Some(&check), size) {
             Err(SnapshotError::Io { path, .. }) => assert_eq!(path, store.path_of(&h)),
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// Something that is not a regular file where a snapshot belongs (a FIFO would block a
+    /// plain open until a writer came; a directory reads as an error late) is refused at once
+    /// by every read, never waited on.
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_or_directory_in_a_snapshots_place_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SnapshotStore::new(dir.path());
+        let fifo_hash = hash_bytes(b"fifo");
+        let dir_hash = hash_bytes(b"dir");
+        let fifo = store.path_of(&fifo_hash);
+        std::fs::create_dir_all(fifo.parent().unwrap()).unwrap();
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo only reads it.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        std::fs::create_dir_all(store.path_of(&dir_hash)).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let probe = store.clone();
+        // On its own thread: were an open to block, the test fails on the timeout below
+        // instead of hanging.
+        std::thread::spawn(move || {
+            for h in [&fifo_hash, &dir_hash] {
+                let refused = probe.verify(h, None, None).is_err()
+                    && probe.verify(h, Some("0"), Some(0)).is_err()
+                    && probe.get(h).is_err()
+                    && probe.get_checked(h, Some("0")).is_err()
+                    && !probe.has(h);
+                let _ = tx.send(refused);
+            }
+        });
+        for _ in 0..2 {
+            let refused = rx
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .expect("a read of a non-file snapshot returned");
+            assert!(refused);
         }
     }
 

@@ -95,6 +95,8 @@ pub struct SourceState {
     pub last_good_words: Option<i64>,
     /// The quick check of the last good body's bytes, when recorded.
     pub last_good_check: Option<String>,
+    /// The last good body's size in bytes, as recorded when it was stored.
+    pub last_good_size: Option<i64>,
 }
 
 /// A snapshot row to insert if new.
@@ -653,9 +655,9 @@ impl Store {
     /// Per-URL state, if the URL was fetched before.
     pub async fn source_state(&self, url: &str) -> Result<Option<SourceState>> {
         sqlx::query_as(
-            "SELECT url, last_good_snapshot, content_type, etag, last_modified, consecutive_failures, first_failure_at, last_good_words,
-                    (SELECT xxh3 FROM snapshots s WHERE s.hash = sources.last_good_snapshot) AS last_good_check
-             FROM sources WHERE url = $1",
+            "SELECT url, last_good_snapshot, sources.content_type, etag, last_modified, consecutive_failures, first_failure_at, last_good_words,
+                    s.xxh3 AS last_good_check, s.size AS last_good_size
+             FROM sources LEFT JOIN snapshots s ON s.hash = sources.last_good_snapshot WHERE url = $1",
         )
         .bind(url)
         .fetch_optional(&self.pool)
@@ -670,9 +672,10 @@ impl Store {
     ) -> Result<std::collections::HashMap<String, SourceState>> {
         let list = serde_json::to_string(urls).map_err(|e| self.encode_error(e))?;
         let rows: Vec<SourceState> = sqlx::query_as(
-            "SELECT url, last_good_snapshot, content_type, etag, last_modified, consecutive_failures, first_failure_at, last_good_words,
-                    (SELECT xxh3 FROM snapshots s WHERE s.hash = sources.last_good_snapshot) AS last_good_check
-             FROM sources WHERE url IN (SELECT value FROM json_each($1))",
+            "SELECT url, last_good_snapshot, sources.content_type, etag, last_modified, consecutive_failures, first_failure_at, last_good_words,
+                    s.xxh3 AS last_good_check, s.size AS last_good_size
+             FROM sources LEFT JOIN snapshots s ON s.hash = sources.last_good_snapshot
+             WHERE url IN (SELECT value FROM json_each($1))",
         )
         .bind(list)
         .fetch_all(&self.pool)
