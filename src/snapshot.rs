@@ -92,6 +92,15 @@ fn open_snapshot(path: &Path) -> io::Result<(std::fs::File, u64)> {
     Ok((file, meta.len()))
 }
 
+/// A stored snapshot's bytes, unchecked (see [`open_snapshot`]).
+fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let (mut file, len) = open_snapshot(path)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// Feeds an open file's bytes to `into`, one small buffer at a time.
 fn stream_file(mut file: std::fs::File, into: &mut dyn FnMut(&[u8])) -> io::Result<()> {
     use std::io::Read;
@@ -152,7 +161,7 @@ impl SnapshotStore {
         // Already stored (the same body again, from a server without validators or under
         // another URL): kept when its file holds exactly these bytes — compared, not
         // re-hashed — and written afresh when it does not (a damaged file heals).
-        if std::fs::read(&path).is_ok_and(|existing| existing == bytes) {
+        if read_regular(&path).is_ok_and(|existing| existing == bytes) {
             return Ok((hash, None));
         }
         let io_err = |source| SnapshotError::Io {
@@ -275,15 +284,11 @@ impl SnapshotStore {
     /// recorded when it was stored) when there is one, else against its name. Either way a
     /// changed byte is an error, never a body.
     pub fn get_checked(&self, hash: &str, check: Option<&str>) -> Result<Vec<u8>, SnapshotError> {
-        use std::io::Read;
         let path = self.path_of(hash);
-        let io_err = |source| SnapshotError::Io {
+        let bytes = read_regular(&path).map_err(|source| SnapshotError::Io {
             path: path.clone(),
             source,
-        };
-        let (mut file, len) = open_snapshot(&path).map_err(io_err)?;
-        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-        file.read_to_end(&mut bytes).map_err(io_err)?;
+        })?;
         let corrupt = match check {
             Some(check) => {
                 let actual = quick_check(&bytes);
@@ -479,6 +484,17 @@ mod tests {
                 .expect("a read of a non-file snapshot returned");
             assert!(refused);
         }
+        // Storing the body that belongs there replaces the FIFO with the body.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let writer = store.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(writer.put(b"fifo").map_err(|e| e.to_string()));
+        });
+        let stored = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("storing over a FIFO returned");
+        assert_eq!(stored.unwrap(), hash_bytes(b"fifo"));
+        assert_eq!(store.get(&hash_bytes(b"fifo")).unwrap(), b"fifo");
     }
 
     #[test]
