@@ -803,48 +803,36 @@ static CONSENT_HINT: std::sync::LazyLock<aho_corasick::AhoCorasick> =
     });
 
 /// The index of the first non-whitespace character of `t` at or after `i` (a char boundary).
-fn skip_whitespace(t: &str, mut i: usize) -> usize {
-    let b = t.as_bytes();
-    while i < b.len() {
-        let c = b[i];
-        if c < 0x80 {
-            if matches!(c, b'\t'..=b'\r' | b' ') {
-                i += 1;
-                continue;
-            }
-            return i;
-        }
-        let ch = t[i..].chars().next().unwrap_or('\0');
-        if !ch.is_whitespace() {
-            return i;
-        }
-        i += ch.len_utf8();
-    }
-    i
+fn skip_whitespace(t: &str, i: usize) -> usize {
+    skip_while(t, i, true)
 }
 
 /// The index of the first whitespace character of `t` at or after `i` (a char boundary).
-fn skip_word(t: &str, mut i: usize) -> usize {
+fn skip_word(t: &str, i: usize) -> usize {
+    skip_while(t, i, false)
+}
+
+/// The index of the first character of `t` at or after `i` whose being whitespace is not
+/// `space` (a char boundary), found bytewise.
+fn skip_while(t: &str, mut i: usize, space: bool) -> usize {
     let b = t.as_bytes();
     while i < b.len() {
         let c = b[i];
-        if c < 0x80 {
-            if matches!(c, b'\t'..=b'\r' | b' ') {
-                return i;
-            }
-            i += 1;
-            continue;
-        }
-        // Unicode whitespace outside ASCII starts with one of these lead bytes (U+0085,
-        // U+00A0, U+1680, U+2000..U+205F, U+3000); any other character is part of a word.
-        let len = match c {
-            0xC0..=0xDF => 2,
-            0xE0..=0xEF => 3,
-            _ => 4,
+        let (is_space, len) = if c < 0x80 {
+            (matches!(c, b'\t'..=b'\r' | b' '), 1)
+        } else {
+            // Unicode whitespace outside ASCII starts with one of these lead bytes (U+0085,
+            // U+00A0, U+1680, U+2000..U+205F, U+3000); any other character is not a space.
+            let len = match c {
+                0xC0..=0xDF => 2,
+                0xE0..=0xEF => 3,
+                _ => 4,
+            };
+            let is_space = matches!(c, 0xC2 | 0xE1 | 0xE2 | 0xE3)
+                && t[i..].chars().next().is_some_and(char::is_whitespace);
+            (is_space, len)
         };
-        if matches!(c, 0xC2 | 0xE1 | 0xE2 | 0xE3)
-            && t[i..].chars().next().is_some_and(char::is_whitespace)
-        {
+        if is_space != space {
             return i;
         }
         i += len;
