@@ -671,17 +671,60 @@ impl Store {
         urls: &[&str],
     ) -> Result<std::collections::HashMap<String, SourceState>> {
         let list = serde_json::to_string(urls).map_err(|e| self.encode_error(e))?;
-        let rows: Vec<SourceState> = sqlx::query_as(
-            "SELECT url, last_good_snapshot, sources.content_type, etag, last_modified, consecutive_failures, first_failure_at, last_good_words,
-                    s.xxh3 AS last_good_check, s.size AS last_good_size
+        // One JSON value for the whole batch: SQLite hands over one value instead of a row
+        // per URL, each of whose columns sqlx would copy and pass across its worker thread.
+        type Row = (
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            i64,
+            Option<String>,
+            Option<i64>,
+            Option<String>,
+            Option<i64>,
+        );
+        let (json,): (Option<String>,) = sqlx::query_as(
+            "SELECT json_group_array(json_array(url, last_good_snapshot, sources.content_type, etag, last_modified,
+                    consecutive_failures, first_failure_at, last_good_words, s.xxh3, s.size))
              FROM sources LEFT JOIN snapshots s ON s.hash = sources.last_good_snapshot
              WHERE url IN (SELECT value FROM json_each($1))",
         )
         .bind(list)
-        .fetch_all(&self.pool)
+        .fetch_one(&self.pool)
         .await
         .map_err(self.err())?;
-        Ok(rows.into_iter().map(|r| (r.url.clone(), r)).collect())
+        let rows: Vec<Row> = match json {
+            Some(json) => serde_json::from_str(&json).map_err(|e| self.decode_error(e))?,
+            None => Vec::new(),
+        };
+        let rows = rows.into_iter().map(
+            |(
+                url,
+                last_good_snapshot,
+                content_type,
+                etag,
+                last_modified,
+                consecutive_failures,
+                first_failure_at,
+                last_good_words,
+                last_good_check,
+                last_good_size,
+            )| SourceState {
+                url,
+                last_good_snapshot,
+                content_type,
+                etag,
+                last_modified,
+                consecutive_failures,
+                first_failure_at,
+                last_good_words,
+                last_good_check,
+                last_good_size,
+            },
+        );
+        Ok(rows.map(|r| (r.url.clone(), r)).collect())
     }
 
     /// A JSON statement parameter that could not be encoded.
@@ -722,18 +765,22 @@ impl Store {
             Option<String>,
             Option<String>,
         );
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT k.value, s.hash, s.content_type,
-                    v.basis, v.verdict, v.detail, v.text_hash, v.fingerprint, v.found, v.also, v.link, v.location
+        let (json,): (Option<String>,) = sqlx::query_as(
+            "SELECT json_group_array(json_array(k.value, s.hash, s.content_type,
+                    v.basis, v.verdict, v.detail, v.text_hash, v.fingerprint, v.found, v.also, v.link, v.location))
              FROM json_each($1) k
              LEFT JOIN citations c ON c.key = k.value
              LEFT JOIN snapshots s ON s.hash = c.baseline_snapshot
              LEFT JOIN verdicts v ON v.id = (SELECT MAX(id) FROM verdicts w WHERE w.citation_key = k.value)",
         )
         .bind(list)
-        .fetch_all(&self.pool)
+        .fetch_one(&self.pool)
         .await
         .map_err(self.err())?;
+        let rows: Vec<Row> = match json {
+            Some(json) => serde_json::from_str(&json).map_err(|e| self.decode_error(e))?,
+            None => Vec::new(),
+        };
         let mut out = std::collections::HashMap::with_capacity(rows.len());
         for (
             key,
