@@ -935,7 +935,6 @@ impl Store {
                     fetched.push(serde_json::json!([
                         rec.url,
                         snapshot.hash,
-                        at,
                         snapshot.content_type,
                         etag,
                         last_modified,
@@ -951,7 +950,7 @@ impl Store {
                     )
                 }
                 FetchRow::NotModified { snapshot_hash } => {
-                    not_modified.push(serde_json::json!([rec.url, at]));
+                    not_modified.push(serde_json::json!(rec.url));
                     (
                         "not_modified",
                         Some(snapshot_hash.as_str()),
@@ -1013,15 +1012,21 @@ impl Store {
         .await
         .map_err(&e)?;
 
-        // The sources' state follows each fetch.
+        // The sources' state follows each fetch. A row is written only when something in it
+        // changes: on a quiet night (the same body again, or a 304 after a success) every
+        // source is left as it is, and no page of the table is rewritten.
         if !fetched.is_empty() {
             sqlx::query(
-                "INSERT INTO sources (url, last_good_snapshot, last_good_at, content_type, etag, last_modified, consecutive_failures, first_failure_at, last_good_words)
-                 SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, 0, NULL, value->>6
+                "INSERT INTO sources (url, last_good_snapshot, content_type, etag, last_modified, consecutive_failures, first_failure_at, last_good_words)
+                 SELECT value->>0, value->>1, value->>2, value->>3, value->>4, 0, NULL, value->>5
                  FROM jsonb_each($1) WHERE true ORDER BY key
-                 ON CONFLICT(url) DO UPDATE SET last_good_snapshot = excluded.last_good_snapshot, last_good_at = excluded.last_good_at,
+                 ON CONFLICT(url) DO UPDATE SET last_good_snapshot = excluded.last_good_snapshot,
                     content_type = excluded.content_type, etag = excluded.etag, last_modified = excluded.last_modified,
-                    consecutive_failures = 0, first_failure_at = NULL, last_good_words = excluded.last_good_words",
+                    consecutive_failures = 0, first_failure_at = NULL, last_good_words = excluded.last_good_words
+                 WHERE sources.last_good_snapshot IS NOT excluded.last_good_snapshot
+                    OR sources.content_type IS NOT excluded.content_type OR sources.etag IS NOT excluded.etag
+                    OR sources.last_modified IS NOT excluded.last_modified OR sources.consecutive_failures <> 0
+                    OR sources.first_failure_at IS NOT NULL OR sources.last_good_words IS NOT excluded.last_good_words",
             )
             .bind(serde_json::Value::from(fetched).to_string())
             .execute(&mut **tx)
@@ -1030,8 +1035,9 @@ impl Store {
         }
         if !not_modified.is_empty() {
             sqlx::query(
-                "UPDATE sources SET last_good_at = j.value->>1, consecutive_failures = 0, first_failure_at = NULL
-                 FROM jsonb_each($1) j WHERE sources.url = j.value->>0",
+                "UPDATE sources SET consecutive_failures = 0, first_failure_at = NULL
+                 FROM jsonb_each($1) j
+                 WHERE sources.url = j.value AND (sources.consecutive_failures <> 0 OR sources.first_failure_at IS NOT NULL)",
             )
             .bind(serde_json::Value::from(not_modified).to_string())
             .execute(&mut **tx)
@@ -1108,14 +1114,12 @@ impl Store {
         let mut deltas = vec![QueueDelta::default(); recs.len()];
         if !citations.is_empty() {
             sqlx::query(
-                "INSERT INTO citations (key, offering, dimension, url, quote, first_seen, last_seen, baseline_snapshot, baseline_at)
-                 SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>5, value->>6,
+                "INSERT INTO citations (key, offering, dimension, url, quote, first_seen, baseline_snapshot, baseline_at)
+                 SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6,
                         CASE WHEN value->>6 IS NULL THEN NULL ELSE value->>5 END
                  FROM jsonb_each($1) WHERE true ORDER BY key
-                 ON CONFLICT(key) DO UPDATE SET last_seen = excluded.last_seen,
-                    baseline_at = CASE WHEN citations.baseline_snapshot IS NULL AND excluded.baseline_snapshot IS NOT NULL
-                                       THEN excluded.baseline_at ELSE citations.baseline_at END,
-                    baseline_snapshot = COALESCE(citations.baseline_snapshot, excluded.baseline_snapshot)",
+                 ON CONFLICT(key) DO UPDATE SET baseline_snapshot = excluded.baseline_snapshot, baseline_at = excluded.baseline_at
+                 WHERE citations.baseline_snapshot IS NULL AND excluded.baseline_snapshot IS NOT NULL",
             )
             .bind(serde_json::Value::from(citations).to_string())
             .execute(&mut **tx)
@@ -1920,8 +1924,8 @@ async fn upsert_citation(
     at: &str,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO citations (key, offering, dimension, url, quote, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $6)
-         ON CONFLICT(key) DO UPDATE SET last_seen = excluded.last_seen",
+        "INSERT INTO citations (key, offering, dimension, url, quote, first_seen) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT(key) DO NOTHING",
     )
     .bind(&c.key)
     .bind(&c.offering)
@@ -2395,8 +2399,8 @@ mod group_tests {
         }
         // A citation the registry has but no run judged yet (as `sync_expired` leaves one).
         sqlx::query(
-            "INSERT INTO citations (key, offering, dimension, url, first_seen, last_seen)
-             VALUES ($1, 'acme', 'iso', 'https://c.test/', 'x', 'x')",
+            "INSERT INTO citations (key, offering, dimension, url, first_seen)
+             VALUES ($1, 'acme', 'iso', 'https://c.test/', 'x')",
         )
         .bind(key(4))
         .execute(store.pool())

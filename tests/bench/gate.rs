@@ -100,14 +100,13 @@ fn main() {
                 .fetch_one(&mut *tx)
                 .await
                 .unwrap();
-            sqlx::query("INSERT INTO sources (url, last_good_snapshot, last_good_at, content_type, consecutive_failures) VALUES ($1, $2, $3, 'text/html', 0)")
+            sqlx::query("INSERT INTO sources (url, last_good_snapshot, content_type, consecutive_failures) VALUES ($1, $2, 'text/html', 0)")
                 .bind(url)
                 .bind(&hash)
-                .bind(at)
                 .execute(&mut *tx)
                 .await
                 .unwrap();
-            sqlx::query("INSERT INTO citations (key, offering, dimension, url, quote, baseline_snapshot, baseline_at, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7)")
+            sqlx::query("INSERT INTO citations (key, offering, dimension, url, quote, baseline_snapshot, baseline_at, first_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)")
                 .bind(&key)
                 .bind(o)
                 .bind(d)

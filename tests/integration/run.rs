@@ -936,3 +936,117 @@ async fn judgements_are_reused_only_while_nothing_they_rest_on_changed() {
         "missing"
     );
 }
+
+/// A quiet night (every page the same again: a 304, or a 200 with the same body) rewrites no
+/// row of `sources` or `citations`: their rows change only when something in them changes.
+/// A 304 after a failure still resets the failure count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_night_rewrites_no_source_or_citation_row() {
+    let site = Site::start().await;
+    let tagged =
+        || Page::html("<p>We are SOC 2 Type II audited.</p>").with_header("etag", "\"v1\"");
+    site.set("/tagged", tagged());
+    site.set("/plain", Page::html("<p>We hold ISO 27001.</p>"));
+    let env = Env::new(&[(
+        "acme",
+        offering(
+            "acme",
+            &[
+                (
+                    "soc2",
+                    "yes_public",
+                    vec![source(
+                        &site.url("/tagged"),
+                        "quote = \"SOC 2 Type II audited\"",
+                    )],
+                ),
+                ("iso", "yes_public", vec![source(&site.url("/plain"), "")]),
+            ],
+        ),
+    )]);
+    env.run_at("2026-08-01T00:00:00Z").await;
+    // Count every rewrite of a row of either table from here on.
+    let store = env.store().await;
+    for stmt in [
+        "CREATE TABLE test_rewrites (tbl TEXT NOT NULL)",
+        "CREATE TRIGGER test_sources_rewritten AFTER UPDATE ON sources BEGIN INSERT INTO test_rewrites VALUES ('sources'); END",
+        "CREATE TRIGGER test_citations_rewritten AFTER UPDATE ON citations BEGIN INSERT INTO test_rewrites VALUES ('citations'); END",
+    ] {
+        sqlx::query(stmt).execute(store.pool()).await.unwrap();
+    }
+    store.close().await;
+    env.run_at("2026-08-02T00:00:00Z").await;
+    let store = env.store().await;
+    let outcomes: Vec<(String, String)> =
+        sqlx::query_as("SELECT url, outcome FROM fetches WHERE run_id = 2 ORDER BY url")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    store.close().await;
+    assert_eq!(
+        outcomes,
+        [
+            (site.url("/plain"), "fetched".to_string()),
+            (site.url("/tagged"), "not_modified".to_string())
+        ]
+    );
+    let v = verdicts(&env).await;
+    assert_eq!(verdict_of(&v, &site.url("/tagged")), "verified");
+    assert_eq!(verdict_of(&v, &site.url("/plain")), "unchanged");
+    assert_eq!(
+        rewrites(&env).await,
+        Vec::<String>::new(),
+        "a quiet night rewrote rows"
+    );
+
+    // A failure is recorded on the source; the 304 that follows resets it.
+    site.set("/tagged", Page::status(404));
+    env.run_at("2026-08-03T00:00:00Z").await;
+    assert_eq!(rewrites(&env).await, ["sources"], "the failure is counted");
+    let store = env.store().await;
+    let state = store
+        .source_state(&site.url("/tagged"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.consecutive_failures, 1);
+    store.close().await;
+    site.set("/tagged", tagged());
+    env.run_at("2026-08-04T00:00:00Z").await;
+    assert_eq!(
+        site.last_header("/tagged", "if-none-match").as_deref(),
+        Some("\"v1\""),
+        "the good body was kept through the failure"
+    );
+    let store = env.store().await;
+    let state = store
+        .source_state(&site.url("/tagged"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.consecutive_failures, 0, "a 304 is a success");
+    assert_eq!(state.first_failure_at, None);
+    store.close().await;
+    assert_eq!(
+        rewrites(&env).await,
+        ["sources"],
+        "the reset is the one rewrite"
+    );
+    let v = verdicts(&env).await;
+    assert_eq!(verdict_of(&v, &site.url("/tagged")), "verified");
+}
+
+/// The rows the test triggers saw rewritten since last asked, by table.
+async fn rewrites(env: &Env) -> Vec<String> {
+    let store = env.store().await;
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT tbl FROM test_rewrites")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM test_rewrites")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    store.close().await;
+    rows.into_iter().map(|(t,)| t).collect()
+}
