@@ -85,6 +85,14 @@ fn children_cpu() -> f64 {
     secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
+/// "exit 0", or how the child ended otherwise ("signal: 9 (SIGKILL)").
+fn exit_word(status: std::process::ExitStatus) -> String {
+    match status.code() {
+        Some(code) => format!("exit {code}"),
+        None => status.to_string(),
+    }
+}
+
 /// The database's size on disk, its write-ahead log included.
 fn db_bytes(dir: &std::path::Path) -> u64 {
     ["scale.db", "scale.db-wal"]
@@ -192,7 +200,7 @@ fn main() {
         let max_requests = *requests.iter().max().unwrap();
         let bound = max_requests as f64 / rate;
         let db_first = db_bytes(dir.path());
-        println!("first run: exit {}; {}", first.status, first.stderr.trim());
+        println!("first run: {}; {}", exit_word(first.status), first.stderr.trim());
         println!("peak RSS {:.1} MB (VmHWM, sampled every 20 ms; target <= 150 MB)", first.peak_kb as f64 / 1024.0);
         println!(
             "{:.0} citations/s (goal >= 1,500); citewatch CPU {:.1} s (user + system; the farm's is not in it)",
@@ -218,7 +226,7 @@ fn main() {
         // A quiet night: the same registry again, every page answering 304.
         let again = run_child(&reg, dir.path(), rate).await;
         let db_again = db_bytes(dir.path());
-        println!("second run (every page 304): exit {}; {}", again.status, again.stderr.trim());
+        println!("second run (every page 304): {}; {}", exit_word(again.status), again.stderr.trim());
         println!(
             "wall {:.1}s, {:.0} citations/s; CPU {:.1} s = {:.1}% of the first run's; peak RSS {:.1} MB; database {:.1} MB -> {:.1} MB (+{:.1} MB)",
             again.wall,
