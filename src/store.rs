@@ -74,8 +74,9 @@ pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// Per-URL state the next fetch needs.
-#[derive(Debug, Clone, Default, FromRow, PartialEq)]
+/// Per-URL state the next fetch needs. Read as a row, or (in batches) from a JSON array of
+/// its fields in this order.
+#[derive(Debug, Clone, Default, FromRow, PartialEq, serde::Deserialize)]
 pub struct SourceState {
     /// The URL.
     pub url: String,
@@ -673,18 +674,7 @@ impl Store {
         let list = serde_json::to_string(urls).map_err(|e| self.encode_error(e))?;
         // One JSON value for the whole batch: SQLite hands over one value instead of a row
         // per URL, each of whose columns sqlx would copy and pass across its worker thread.
-        type Row = (
-            String,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            i64,
-            Option<String>,
-            Option<i64>,
-            Option<String>,
-            Option<i64>,
-        );
+        // Each element is a `SourceState`'s fields in declaration order.
         let (json,): (Option<String>,) = sqlx::query_as(
             "SELECT json_group_array(json_array(url, last_good_snapshot, sources.content_type, etag, last_modified,
                     consecutive_failures, first_failure_at, last_good_words, s.xxh3, s.size))
@@ -695,36 +685,11 @@ impl Store {
         .fetch_one(&self.pool)
         .await
         .map_err(self.err())?;
-        let rows: Vec<Row> = match json {
+        let rows: Vec<SourceState> = match json {
             Some(json) => serde_json::from_str(&json).map_err(|e| self.decode_error(e))?,
             None => Vec::new(),
         };
-        let rows = rows.into_iter().map(
-            |(
-                url,
-                last_good_snapshot,
-                content_type,
-                etag,
-                last_modified,
-                consecutive_failures,
-                first_failure_at,
-                last_good_words,
-                last_good_check,
-                last_good_size,
-            )| SourceState {
-                url,
-                last_good_snapshot,
-                content_type,
-                etag,
-                last_modified,
-                consecutive_failures,
-                first_failure_at,
-                last_good_words,
-                last_good_check,
-                last_good_size,
-            },
-        );
-        Ok(rows.map(|r| (r.url.clone(), r)).collect())
+        Ok(rows.into_iter().map(|r| (r.url.clone(), r)).collect())
     }
 
     /// A JSON statement parameter that could not be encoded.
@@ -2196,6 +2161,42 @@ mod group_tests {
     /// A group recorded with set-based statements leaves exactly the rows, and reports
     /// exactly the queue changes, that recording its fetches one at a time does: fresh
     /// bodies, 304s and failures mixed; items opened, refreshed and closed; a URL twice.
+    /// The batched read (a JSON array per source, decoded by field order) returns exactly
+    /// what the row read returns, for a source with every field set, one in a failure
+    /// streak, and one URL with no state.
+    #[tokio::test]
+    async fn batched_source_states_agree_with_the_row_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+        let now: DateTime<Utc> = "2026-11-26T03:00:00Z".parse().unwrap();
+        let (a, b, c) = ("https://a.test/", "https://b.test/", "https://c.test/");
+        let run = store.begin_run(now, 2, 0).await.unwrap();
+        let mut tagged = fetched(run, a, "h1", vec![]);
+        if let FetchRow::Fetched { last_modified, .. } = &mut tagged.row {
+            *last_modified = Some("Wed, 25 Nov 2026 10:00:00 GMT".into());
+        }
+        for r in store
+            .record_fetches(&[&tagged, &fetched(run, b, "h2", vec![])])
+            .await
+        {
+            r.unwrap();
+        }
+        let run = store.begin_run(now, 1, 0).await.unwrap();
+        store.record_fetch(&failed(run, b, vec![])).await.unwrap();
+        let batch = store.source_states(&[a, b, c]).await.unwrap();
+        assert_eq!(batch.len(), 2, "{batch:?}");
+        for url in [a, b] {
+            let row = store.source_state(url).await.unwrap().unwrap();
+            assert_eq!(batch[url], row);
+        }
+        assert_eq!(batch[a].last_good_check.as_deref(), Some("check-h1"));
+        assert_eq!(batch[a].last_good_size, Some(10));
+        assert_eq!(batch[a].last_good_words, Some(42));
+        assert!(batch[a].last_modified.is_some());
+        assert_eq!(batch[b].consecutive_failures, 2, "as the failed fetch recorded it");
+        assert!(batch[b].first_failure_at.is_some());
+    }
+
     #[tokio::test]
     async fn a_group_is_recorded_as_its_fetches_one_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
