@@ -2193,7 +2193,10 @@ mod group_tests {
         assert_eq!(batch[a].last_good_size, Some(10));
         assert_eq!(batch[a].last_good_words, Some(42));
         assert!(batch[a].last_modified.is_some());
-        assert_eq!(batch[b].consecutive_failures, 2, "as the failed fetch recorded it");
+        assert_eq!(
+            batch[b].consecutive_failures, 2,
+            "as the failed fetch recorded it"
+        );
         assert!(batch[b].first_failure_at.is_some());
     }
 
