@@ -1005,6 +1005,7 @@ impl Ctx<'_> {
             _ => Vec::new().into_iter(),
         };
         for c in &source.citations {
+            let mut reuses = None;
             let (judgement, basis) = match (&assessment, &body) {
                 (Assessment::Document, Some(b)) => {
                     let Some((basis, previous)) = priors.next() else {
@@ -1014,8 +1015,9 @@ impl Ctx<'_> {
                         )));
                     };
                     let judgement = match previous {
-                        Some(previous) => {
+                        Some((previous, row)) => {
                             out.reused += 1;
+                            reuses = Some(row);
                             previous
                         }
                         None => {
@@ -1071,6 +1073,7 @@ impl Ctx<'_> {
                     .filter(|_| judgement.verdict.read_content())
                     .map(|b| b.hash.clone()),
                 basis: basis.filter(|_| judgement.verdict.read_content()),
+                reuses: reuses.filter(|_| judgement.verdict.read_content()),
                 judgement,
             });
         }
@@ -1190,7 +1193,7 @@ impl Ctx<'_> {
         content_type: Option<&str>,
         moved_to: Option<&str>,
         redirects: &str,
-    ) -> Vec<(String, Option<verdict::Judgement>)> {
+    ) -> Vec<(String, Option<(verdict::Judgement, i64)>)> {
         source
             .citations
             .iter()

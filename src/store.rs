@@ -139,6 +139,11 @@ pub struct VerdictRecord {
     pub snapshot_hash: Option<String>,
     /// What a content verdict was decided on ([`crate::verdict::basis`]); `None` otherwise.
     pub basis: Option<String>,
+    /// When the judgement is the previous one re-used (nothing it rests on changed): the
+    /// verdict row that holds its text ([`JudgingContext::judgement_on`]). This run's row
+    /// then records the verdict, snapshot and time, and names that row instead of repeating
+    /// the text.
+    pub reuses: Option<i64>,
 }
 
 /// The outcome of a fetch as stored.
@@ -729,14 +734,16 @@ impl Store {
             Option<String>,
             Option<String>,
             Option<String>,
+            Option<i64>,
         );
         let (json,): (Option<String>,) = sqlx::query_as(
             "SELECT json_group_array(json_array(k.value, s.hash, s.content_type,
-                    v.basis, v.verdict, v.detail, v.text_hash, v.fingerprint, v.found, v.also, v.link, v.location))
+                    o.basis, v.verdict, o.detail, o.text_hash, o.fingerprint, o.found, o.also, o.link, o.location, o.id))
              FROM json_each($1) k
              LEFT JOIN citations c ON c.key = k.value
              LEFT JOIN snapshots s ON s.hash = c.baseline_snapshot
-             LEFT JOIN verdicts v ON v.id = (SELECT MAX(id) FROM verdicts w WHERE w.citation_key = k.value)",
+             LEFT JOIN verdicts v ON v.id = (SELECT MAX(id) FROM verdicts w WHERE w.citation_key = k.value)
+             LEFT JOIN verdicts o ON o.id = COALESCE(v.reuses, v.id)",
         )
         .bind(list)
         .fetch_one(&self.pool)
@@ -760,22 +767,29 @@ impl Store {
             also,
             link,
             location,
+            row,
         ) in rows
         {
             // As `baseline`: a baseline whose snapshot row is missing is no baseline.
             let baseline = baseline.map(|b| (b, baseline_ct));
-            let latest = match (basis, verdict, detail, fingerprint) {
-                (Some(basis), Some(verdict), Some(detail), Some(fingerprint)) => judgement_from(
-                    &verdict,
-                    detail,
-                    text_hash,
-                    fingerprint,
-                    found,
-                    also.as_deref(),
-                    link,
-                    location,
-                )
-                .map(|j| (basis, j)),
+            let latest = match (basis, verdict, detail, fingerprint, row) {
+                (Some(basis), Some(verdict), Some(detail), Some(fingerprint), Some(row)) => {
+                    judgement_from(
+                        &verdict,
+                        detail,
+                        text_hash,
+                        fingerprint,
+                        found,
+                        also.as_deref(),
+                        link,
+                        location,
+                    )
+                    .map(|judgement| Prior {
+                        basis,
+                        judgement,
+                        row,
+                    })
+                }
                 _ => None,
             };
             out.insert(key, JudgingContext { baseline, latest });
@@ -1047,23 +1061,46 @@ impl Store {
                     at,
                     first_baseline
                 ]));
-                let also: Vec<&str> = j.also.iter().map(|a| a.as_str()).collect();
-                verdicts.push(serde_json::json!([
-                    rec.run_id,
-                    last + 1 + i as i64,
-                    c.key,
-                    j.verdict.as_str(),
-                    j.detail,
-                    j.text_hash,
-                    v.snapshot_hash,
-                    j.found,
-                    at,
-                    j.link,
-                    j.location,
-                    v.basis,
-                    j.fingerprint,
-                    also.join(",")
-                ]));
+                verdicts.push(match v.reuses {
+                    // The judgement's text is in the row it re-uses (migration 0012).
+                    Some(row) => serde_json::json!([
+                        rec.run_id,
+                        last + 1 + i as i64,
+                        c.key,
+                        j.verdict.as_str(),
+                        "",
+                        null,
+                        v.snapshot_hash,
+                        null,
+                        at,
+                        null,
+                        null,
+                        null,
+                        null,
+                        null,
+                        row
+                    ]),
+                    None => {
+                        let also: Vec<&str> = j.also.iter().map(|a| a.as_str()).collect();
+                        serde_json::json!([
+                            rec.run_id,
+                            last + 1 + i as i64,
+                            c.key,
+                            j.verdict.as_str(),
+                            j.detail,
+                            j.text_hash,
+                            v.snapshot_hash,
+                            j.found,
+                            at,
+                            j.link,
+                            j.location,
+                            v.basis,
+                            j.fingerprint,
+                            also.join(","),
+                            null
+                        ])
+                    }
+                });
                 // Only a reading of the content can show a content problem is gone; a failed
                 // fetch leaves content items alone. Expiry is synced separately.
                 if j.verdict.read_content() {
@@ -1090,15 +1127,24 @@ impl Store {
             .execute(&mut **tx)
             .await
             .map_err(&e)?;
+            // A second judgement of a citation in one run replaces the first; should it re-use
+            // the very row it replaces, that row keeps its text (a row never names itself).
             sqlx::query(
-                "INSERT INTO verdicts (run_id, fetch_id, citation_key, verdict, detail, text_hash, snapshot_hash, found, decided_at, link, location, basis, fingerprint, also)
+                "INSERT INTO verdicts (run_id, fetch_id, citation_key, verdict, detail, text_hash, snapshot_hash, found, decided_at, link, location, basis, fingerprint, also, reuses)
                  SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7,
-                        value->>8, value->>9, value->>10, value->>11, value->>12, value->>13
+                        value->>8, value->>9, value->>10, value->>11, value->>12, value->>13, value->>14
                  FROM jsonb_each($1) WHERE true ORDER BY key
                  ON CONFLICT(run_id, citation_key) DO UPDATE SET fetch_id = excluded.fetch_id, verdict = excluded.verdict,
-                    detail = excluded.detail, text_hash = excluded.text_hash, snapshot_hash = excluded.snapshot_hash,
-                    found = excluded.found, decided_at = excluded.decided_at, link = excluded.link, location = excluded.location,
-                    basis = excluded.basis, fingerprint = excluded.fingerprint, also = excluded.also",
+                    snapshot_hash = excluded.snapshot_hash, decided_at = excluded.decided_at,
+                    detail = IIF(excluded.reuses IS verdicts.id, verdicts.detail, excluded.detail),
+                    text_hash = IIF(excluded.reuses IS verdicts.id, verdicts.text_hash, excluded.text_hash),
+                    found = IIF(excluded.reuses IS verdicts.id, verdicts.found, excluded.found),
+                    link = IIF(excluded.reuses IS verdicts.id, verdicts.link, excluded.link),
+                    location = IIF(excluded.reuses IS verdicts.id, verdicts.location, excluded.location),
+                    basis = IIF(excluded.reuses IS verdicts.id, verdicts.basis, excluded.basis),
+                    fingerprint = IIF(excluded.reuses IS verdicts.id, verdicts.fingerprint, excluded.fingerprint),
+                    also = IIF(excluded.reuses IS verdicts.id, verdicts.also, excluded.also),
+                    reuses = IIF(excluded.reuses IS verdicts.id, verdicts.reuses, excluded.reuses)",
             )
             .bind(serde_json::Value::from(verdicts).to_string())
             .execute(&mut **tx)
@@ -1265,8 +1311,9 @@ impl Store {
     /// The latest verdict of every citation that has one, with its baseline.
     pub async fn latest_verdicts(&self) -> Result<Vec<LatestVerdict>> {
         sqlx::query_as(
-            "SELECT v.citation_key, v.verdict, v.detail, v.snapshot_hash, v.found, v.decided_at, v.link, v.location, c.baseline_snapshot, c.baseline_at
-             FROM citations c JOIN verdicts v ON v.id = (SELECT MAX(w.id) FROM verdicts w WHERE w.citation_key = c.key)",
+            "SELECT v.citation_key, v.verdict, o.detail, v.snapshot_hash, o.found, v.decided_at, o.link, o.location, c.baseline_snapshot, c.baseline_at
+             FROM citations c JOIN verdicts v ON v.id = (SELECT MAX(w.id) FROM verdicts w WHERE w.citation_key = c.key)
+             JOIN verdicts o ON o.id = COALESCE(v.reuses, v.id)",
         )
         .fetch_all(&self.pool)
         .await
@@ -1309,12 +1356,13 @@ impl Store {
                  LEFT JOIN verdicts v ON v.id = x.vid"
             }
             VerdictColumns::Shown => {
-                "SELECT json_group_array(json_array(v.citation_key, v.verdict, v.detail, NULL, v.found, v.decided_at, v.link, v.location, NULL, NULL))
+                "SELECT json_group_array(json_array(v.citation_key, v.verdict, o.detail, NULL, o.found, v.decided_at, o.link, o.location, NULL, NULL))
                         FILTER (WHERE v.id IS NOT NULL AND ($3 IS NULL OR v.verdict IN (SELECT value FROM json_each($3)))),
                         MAX(x.cr), COUNT(*)
                  FROM (SELECT c.rowid AS cr, (SELECT MAX(w.id) FROM verdicts w WHERE w.citation_key = c.key) AS vid
                        FROM citations c WHERE c.rowid > $1 ORDER BY c.rowid LIMIT $2) x
-                 LEFT JOIN verdicts v ON v.id = x.vid"
+                 LEFT JOIN verdicts v ON v.id = x.vid
+                 LEFT JOIN verdicts o ON o.id = COALESCE(v.reuses, v.id)"
             }
             VerdictColumns::Reported => {
                 "SELECT json_group_array(json_array(y.citation_key, y.verdict,
@@ -1324,23 +1372,25 @@ impl Store {
                         CASE WHEN y.keep THEN y.ba END))
                         FILTER (WHERE y.id IS NOT NULL AND ($3 IS NULL OR y.verdict IN (SELECT value FROM json_each($3)))),
                         MAX(y.cr), COUNT(*)
-                 FROM (SELECT x.cr, x.bs, x.ba, v.id, v.citation_key, v.verdict, v.detail, v.snapshot_hash, v.found,
-                              v.decided_at, v.link, v.location,
+                 FROM (SELECT x.cr, x.bs, x.ba, v.id, v.citation_key, v.verdict, o.detail, v.snapshot_hash, o.found,
+                              v.decided_at, o.link, o.location,
                               (v.snapshot_hash IS NOT x.bs
                                OR EXISTS (SELECT 1 FROM reverify_queue q WHERE q.citation_key = v.citation_key AND q.status = 'open')) AS keep
                        FROM (SELECT c.rowid AS cr, c.baseline_snapshot AS bs, c.baseline_at AS ba,
                                     (SELECT MAX(w.id) FROM verdicts w WHERE w.citation_key = c.key) AS vid
                              FROM citations c WHERE c.rowid > $1 ORDER BY c.rowid LIMIT $2) x
-                       LEFT JOIN verdicts v ON v.id = x.vid) y"
+                       LEFT JOIN verdicts v ON v.id = x.vid
+                       LEFT JOIN verdicts o ON o.id = COALESCE(v.reuses, v.id)) y"
             }
             VerdictColumns::All => {
-                "SELECT json_group_array(json_array(v.citation_key, v.verdict, v.detail, v.snapshot_hash, v.found, v.decided_at, v.link, v.location, x.bs, x.ba))
+                "SELECT json_group_array(json_array(v.citation_key, v.verdict, o.detail, v.snapshot_hash, o.found, v.decided_at, o.link, o.location, x.bs, x.ba))
                         FILTER (WHERE v.id IS NOT NULL AND ($3 IS NULL OR v.verdict IN (SELECT value FROM json_each($3)))),
                         MAX(x.cr), COUNT(*)
                  FROM (SELECT c.rowid AS cr, c.baseline_snapshot AS bs, c.baseline_at AS ba,
                               (SELECT MAX(w.id) FROM verdicts w WHERE w.citation_key = c.key) AS vid
                        FROM citations c WHERE c.rowid > $1 ORDER BY c.rowid LIMIT $2) x
-                 LEFT JOIN verdicts v ON v.id = x.vid"
+                 LEFT JOIN verdicts v ON v.id = x.vid
+                 LEFT JOIN verdicts o ON o.id = COALESCE(v.reuses, v.id)"
             }
         };
         let words = match words {
@@ -1809,7 +1859,8 @@ impl Store {
     pub async fn item_evidence(&self, id: i64) -> Result<(String, Option<String>)> {
         sqlx::query_as(
             "SELECT q.fingerprint,
-                    (SELECT v.found FROM verdicts v WHERE v.citation_key = q.citation_key ORDER BY v.id DESC LIMIT 1)
+                    (SELECT o.found FROM verdicts v JOIN verdicts o ON o.id = COALESCE(v.reuses, v.id)
+                     WHERE v.citation_key = q.citation_key ORDER BY v.id DESC LIMIT 1)
              FROM reverify_queue q WHERE q.id = $1",
         )
         .bind(id)
@@ -1909,16 +1960,27 @@ pub struct JudgingContext {
     /// Its baseline snapshot and that snapshot's Content-Type.
     pub baseline: Option<(String, Option<String>)>,
     /// Its latest judgement when that was decided on content, with the basis it rests on.
-    pub latest: Option<(String, crate::verdict::Judgement)>,
+    pub latest: Option<Prior>,
+}
+
+/// A citation's latest judgement as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prior {
+    /// What it was decided on ([`crate::verdict::basis`]).
+    pub basis: String,
+    /// The judgement.
+    pub judgement: crate::verdict::Judgement,
+    /// The verdict row that holds its text (the one it was first written in).
+    pub row: i64,
 }
 
 impl JudgingContext {
-    /// The latest judgement, when it rests on exactly `basis`.
-    pub fn judgement_on(&self, basis: &str) -> Option<crate::verdict::Judgement> {
+    /// The latest judgement, when it rests on exactly `basis`, with the row holding its text.
+    pub fn judgement_on(&self, basis: &str) -> Option<(crate::verdict::Judgement, i64)> {
         self.latest
             .as_ref()
-            .filter(|(b, _)| b == basis)
-            .map(|(_, j)| j.clone())
+            .filter(|p| p.basis == basis)
+            .map(|p| (p.judgement.clone(), p.row))
     }
 }
 
@@ -2051,6 +2113,7 @@ mod group_tests {
 
     fn judged(key: &str, url: &str, verdict: Verdict, snapshot: Option<&str>) -> VerdictRecord {
         VerdictRecord {
+            reuses: None,
             citation: CitationRef {
                 key: key.into(),
                 offering: "acme".into(),
@@ -2449,5 +2512,134 @@ mod group_tests {
         assert!(none.is_empty());
         let rows = store.latest_verdicts().await.unwrap();
         assert_eq!(rows.len(), 3);
+    }
+
+    /// A judgement re-used is stored once: the re-using rows hold the run's own fields and
+    /// name the full row, always the original (a re-use of a re-use included); every reader
+    /// returns exactly what it returns when every run writes the judgement out in full; a row
+    /// replaced within its run by a re-use of itself keeps its text.
+    #[tokio::test]
+    async fn a_reused_judgement_is_stored_once_and_read_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let now: DateTime<Utc> = "2026-11-26T03:00:00Z".parse().unwrap();
+        let key = |n: u8| format!("{n:032x}");
+        let a = "https://a.test/";
+        let keys = [key(1), key(2)];
+        let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let mut seen = Vec::new();
+        for compact in [false, true] {
+            let store = Store::open(&dir.path().join(format!("{compact}.db")))
+                .await
+                .unwrap();
+            let judgements = || {
+                vec![
+                    judged(&key(1), a, Verdict::Verified, Some("h1")),
+                    judged(&key(2), a, Verdict::Drifted, Some("h1")),
+                ]
+            };
+            assert_eq!(store.begin_run(now, 1, 2).await.unwrap(), 1);
+            store
+                .record_fetch(&fetched(1, a, "h1", judgements()))
+                .await
+                .unwrap();
+            for run in 2..=3 {
+                assert_eq!(store.begin_run(now, 1, 2).await.unwrap(), run);
+                let contexts = store.judging_contexts(&key_refs).await.unwrap();
+                let mut verdicts = judgements();
+                for v in &mut verdicts {
+                    let (judgement, row) = contexts[&v.citation.key]
+                        .judgement_on(v.basis.as_deref().unwrap())
+                        .expect("the previous judgement, on the same basis");
+                    assert_eq!(judgement, v.judgement);
+                    // Re-used, the original row run after run (ids 1 and 2 are run 1's).
+                    assert!(!compact || row <= 2, "re-use of row {row}");
+                    v.reuses = compact.then_some(row);
+                }
+                store
+                    .record_fetch(&not_modified(run, a, "h1", verdicts))
+                    .await
+                    .unwrap();
+            }
+            let (stored,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM verdicts WHERE detail <> '' AND fingerprint IS NOT NULL",
+            )
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+            assert_eq!(stored, if compact { 2 } else { 6 });
+            let mut read = Vec::new();
+            for columns in [
+                VerdictColumns::Words,
+                VerdictColumns::Shown,
+                VerdictColumns::Reported,
+                VerdictColumns::All,
+            ] {
+                let mut rows: Vec<String> = store
+                    .latest_verdicts_by_key(columns)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v:?}"))
+                    .collect();
+                rows.sort();
+                read.push(format!("{columns:?}: {rows:?}"));
+            }
+            read.push(format!("{:?}", store.latest_verdicts().await.unwrap()));
+            let mut contexts: Vec<String> = store
+                .judging_contexts(&key_refs)
+                .await
+                .unwrap()
+                .into_iter()
+                // The row holding the text differs by design; the rest may not.
+                .map(|(k, c)| {
+                    let latest = c.latest.map(|p| (p.basis, p.judgement));
+                    format!("{k}: {:?} {latest:?}", c.baseline)
+                })
+                .collect();
+            contexts.sort();
+            read.push(format!("{contexts:?}"));
+            for item in store.queue(None).await.unwrap() {
+                read.push(format!("{:?}", store.item_evidence(item.id).await.unwrap()));
+            }
+            let resolved: Vec<(String,)> = sqlx::query_as(
+                "SELECT json_array(id, run_id, fetch_id, citation_key, verdict, detail, text_hash, snapshot_hash, found, decided_at, link, location, basis, fingerprint, also)
+                 FROM verdicts_resolved ORDER BY id",
+            )
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+            read.extend(resolved.into_iter().map(|(r,)| r));
+            seen.push(read);
+        }
+        assert!(
+            seen[0]
+                .iter()
+                .any(|r| r.contains("Drifted") || r.contains("drifted"))
+        );
+        assert_eq!(seen[0], seen[1]);
+
+        // Run 4 writes a full row, then (as a second judgement of the same citation in the
+        // same run would) a re-use of that very row: it keeps its text.
+        let store = Store::open(&dir.path().join("true.db")).await.unwrap();
+        assert_eq!(store.begin_run(now, 1, 2).await.unwrap(), 4);
+        let mut first = judged(&key(1), a, Verdict::Missing, Some("h2"));
+        first.judgement.detail = "missing after all".into();
+        store
+            .record_fetch(&fetched(4, a, "h2", vec![first.clone()]))
+            .await
+            .unwrap();
+        let contexts = store.judging_contexts(&key_refs[..1]).await.unwrap();
+        let (_, row) = contexts[&key(1)].judgement_on("basis-h2").unwrap();
+        first.reuses = Some(row);
+        store
+            .record_fetch(&not_modified(4, a, "h2", vec![first]))
+            .await
+            .unwrap();
+        let (detail, reuses): (String, Option<i64>) =
+            sqlx::query_as("SELECT detail, reuses FROM verdicts WHERE run_id = 4")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!((detail.as_str(), reuses), ("missing after all", None));
     }
 }
