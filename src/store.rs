@@ -59,7 +59,10 @@ pub const AUTO_AUTHOR: &str = "citewatch";
 /// Handle to the SQLite database.
 #[derive(Clone)]
 pub struct Store {
+    /// Connections for reading (and the few single-statement writes).
     pool: SqlitePool,
+    /// The one connection every write transaction runs on ([`Store::write_tx`]).
+    writer: SqlitePool,
     path: String,
 }
 
@@ -510,24 +513,42 @@ impl Store {
             // Statement journals (every multi-row upsert inside a transaction opens one) in
             // memory, not in a temporary file: they never outlive the statement.
             .pragma("temp_store", "memory");
+        // Write transactions have a connection of their own, with a larger page cache. In WAL
+        // mode a connection empties its page cache whenever another connection has committed
+        // since its last transaction; when every connection took turns writing, every commit
+        // group therefore found a cold cache and read the index pages it was about to change
+        // again. A connection that alone commits keeps its cache across its own commits.
+        // Measured on a quiet night at 100,000 citations (`perf stat`, copies of one state):
+        // `pread` 4.2 M -> 2.1-2.5 M, `pwrite` 1.04 M -> 0.85 M, CPU 19.5 -> 17.7-18.7 s;
+        // the first run unchanged (29.9 / 29.4 CPU-s, 130 / 128 MB peak).
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone().pragma("cache_size", "-16384"))
+            .await
+            .map_err(err)?;
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(3)
             .connect_with(opts)
             .await
             .map_err(err)?;
         sqlx::migrate!("./migrations")
-            .run(&pool)
+            .run(&writer)
             .await
             .map_err(|source| StoreError::Migrate {
                 path: p.clone(),
                 source,
             })?;
-        Ok(Store { pool, path: p })
+        Ok(Store {
+            pool,
+            writer,
+            path: p,
+        })
     }
 
     /// Wraps an existing pool (tests with `#[sqlx::test]`).
     pub fn from_pool(pool: SqlitePool) -> Store {
         Store {
+            writer: pool.clone(),
             pool,
             path: ":memory:".into(),
         }
@@ -546,7 +567,7 @@ impl Store {
     }
 
     async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
-        self.pool
+        self.writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(self.err())
@@ -1928,9 +1949,10 @@ impl Store {
         Ok(row.0)
     }
 
-    /// Closes the pool, checkpointing the WAL.
+    /// Closes the connections, checkpointing the WAL (the last one closed does).
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }
 
