@@ -260,8 +260,9 @@ pub struct Fetched {
 struct HostPacer {
     /// Steady rate per host (`--rate`). Governor does the token-bucket arithmetic.
     /// On the standard monotonic clock, not governor's default (quanta), which calibrates the
-    /// TSC against it the first time it is made: ~0.1 CPU-s spun at the start of every run,
-    /// measured, for a clock that paces requests milliseconds apart.
+    /// TSC against it the first time it is made, spinning until its estimate settles (~0.1 s
+    /// at the start of a run under `perf`, whose interrupts unsettle it; within noise
+    /// without a profiler), for a clock that only paces requests milliseconds apart.
     governor: RateLimiter<
         String,
         DefaultKeyedStateStore<String>,
