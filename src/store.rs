@@ -1332,9 +1332,9 @@ impl Store {
     /// The latest verdict of every citation that has one, with its baseline.
     pub async fn latest_verdicts(&self) -> Result<Vec<LatestVerdict>> {
         sqlx::query_as(
-            "SELECT v.citation_key, v.verdict, o.detail, v.snapshot_hash, o.found, v.decided_at, o.link, o.location, c.baseline_snapshot, c.baseline_at
+            "SELECT v.citation_key, v.verdict, COALESCE(o.detail, v.detail) AS detail, v.snapshot_hash, o.found, v.decided_at, o.link, o.location, c.baseline_snapshot, c.baseline_at
              FROM citations c JOIN verdicts v ON v.id = (SELECT MAX(w.id) FROM verdicts w WHERE w.citation_key = c.key)
-             JOIN verdicts o ON o.id = COALESCE(v.reuses, v.id)",
+             LEFT JOIN verdicts o ON o.id = COALESCE(v.reuses, v.id)",
         )
         .fetch_all(&self.pool)
         .await
@@ -1366,7 +1366,9 @@ impl Store {
     ) -> Result<RecordedVerdicts> {
         const BATCH: i64 = 5000;
         // Literal statements (sqlx audits dynamic SQL), differing only in their columns. `x`
-        // is a batch of citations with the id of each one's latest verdict.
+        // is a batch of citations with the id of each one's latest verdict; `o` the row
+        // holding that verdict's text (itself, or the one it re-uses). Should `o` be missing
+        // (a row deleted by hand), the citation still comes back, with an empty detail.
         let sql: &'static str = match columns {
             VerdictColumns::Words => {
                 "SELECT json_group_array(json_array(v.citation_key, v.verdict, '', NULL, NULL, v.decided_at, NULL, NULL, NULL, NULL))
@@ -1377,7 +1379,7 @@ impl Store {
                  LEFT JOIN verdicts v ON v.id = x.vid"
             }
             VerdictColumns::Shown => {
-                "SELECT json_group_array(json_array(v.citation_key, v.verdict, o.detail, NULL, o.found, v.decided_at, o.link, o.location, NULL, NULL))
+                "SELECT json_group_array(json_array(v.citation_key, v.verdict, COALESCE(o.detail, v.detail), NULL, o.found, v.decided_at, o.link, o.location, NULL, NULL))
                         FILTER (WHERE v.id IS NOT NULL AND ($3 IS NULL OR v.verdict IN (SELECT value FROM json_each($3)))),
                         MAX(x.cr), COUNT(*)
                  FROM (SELECT c.rowid AS cr, (SELECT MAX(w.id) FROM verdicts w WHERE w.citation_key = c.key) AS vid
@@ -1393,7 +1395,7 @@ impl Store {
                         CASE WHEN y.keep THEN y.ba END))
                         FILTER (WHERE y.id IS NOT NULL AND ($3 IS NULL OR y.verdict IN (SELECT value FROM json_each($3)))),
                         MAX(y.cr), COUNT(*)
-                 FROM (SELECT x.cr, x.bs, x.ba, v.id, v.citation_key, v.verdict, o.detail, v.snapshot_hash, o.found,
+                 FROM (SELECT x.cr, x.bs, x.ba, v.id, v.citation_key, v.verdict, COALESCE(o.detail, v.detail) AS detail, v.snapshot_hash, o.found,
                               v.decided_at, o.link, o.location,
                               (v.snapshot_hash IS NOT x.bs
                                OR EXISTS (SELECT 1 FROM reverify_queue q WHERE q.citation_key = v.citation_key AND q.status = 'open')) AS keep
@@ -1404,7 +1406,7 @@ impl Store {
                        LEFT JOIN verdicts o ON o.id = COALESCE(v.reuses, v.id)) y"
             }
             VerdictColumns::All => {
-                "SELECT json_group_array(json_array(v.citation_key, v.verdict, o.detail, v.snapshot_hash, o.found, v.decided_at, o.link, o.location, x.bs, x.ba))
+                "SELECT json_group_array(json_array(v.citation_key, v.verdict, COALESCE(o.detail, v.detail), v.snapshot_hash, o.found, v.decided_at, o.link, o.location, x.bs, x.ba))
                         FILTER (WHERE v.id IS NOT NULL AND ($3 IS NULL OR v.verdict IN (SELECT value FROM json_each($3)))),
                         MAX(x.cr), COUNT(*)
                  FROM (SELECT c.rowid AS cr, c.baseline_snapshot AS bs, c.baseline_at AS ba,
@@ -2663,5 +2665,42 @@ mod group_tests {
                 .await
                 .unwrap();
         assert_eq!((detail.as_str(), reuses), ("missing after all", None));
+
+        // A database whose re-used row went missing (deleted by hand with foreign keys off):
+        // no citation drops out of any reader; the text is empty, the word still there, and
+        // the judging context has no previous judgement, so the next run judges afresh.
+        let mut conn = store.pool().acquire().await.unwrap();
+        sqlx::query("PRAGMA foreign_keys = OFF")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM verdicts WHERE id = 2")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        drop(conn);
+        for columns in [
+            VerdictColumns::Words,
+            VerdictColumns::Shown,
+            VerdictColumns::Reported,
+            VerdictColumns::All,
+        ] {
+            let latest = store.latest_verdicts_by_key(columns).await.unwrap();
+            assert_eq!(latest.len(), 2, "{columns:?}");
+            let two = latest
+                .iter()
+                .find(|(k, _)| k.to_string() == key(2))
+                .map(|(_, v)| v)
+                .unwrap();
+            assert_eq!(two.verdict(), "drifted", "{columns:?}");
+        }
+        let rows = store.latest_verdicts().await.unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(
+            rows.iter()
+                .any(|r| r.citation_key == key(2) && r.detail.is_empty())
+        );
+        let contexts = store.judging_contexts(&key_refs).await.unwrap();
+        assert!(contexts[&key(2)].latest.is_none());
     }
 }
