@@ -693,6 +693,13 @@ impl Store {
     }
 
     /// [`Store::source_state`] of several URLs in one query (those without state are absent).
+    ///
+    /// Read on the writing connection, as [`Store::judging_contexts`] is: a run reads these
+    /// rows just before it writes them, and only that connection's page cache survives the
+    /// run's commits (a reading connection empties its cache whenever another one has
+    /// committed since its last transaction, and read every index page again from the file).
+    /// Measured on a re-run where every page answers 304 (2,000 URLs, `perf stat`, three
+    /// alternating rounds): `pread` 3.7-3.9 K -> 1.8-1.9 K, page faults 6.7-7.0 K -> 5.3 K.
     pub async fn source_states(
         &self,
         urls: &[&str],
@@ -708,7 +715,7 @@ impl Store {
              WHERE url IN (SELECT value FROM json_each($1))",
         )
         .bind(list)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await
         .map_err(self.err())?;
         let rows: Vec<SourceState> = match json {
@@ -736,7 +743,8 @@ impl Store {
 
     /// What judging each of these citations rests on, in one query: its baseline snapshot
     /// and that snapshot's Content-Type (none when that snapshot has no row), and its latest
-    /// judgement with the basis it was decided on, when it was decided on content.
+    /// judgement with the basis it was decided on, when it was decided on content. Read on
+    /// the writing connection (see [`Store::source_states`]).
     pub async fn judging_contexts(
         &self,
         keys: &[&str],
@@ -767,7 +775,7 @@ impl Store {
              LEFT JOIN verdicts o ON o.id = COALESCE(v.reuses, v.id)",
         )
         .bind(list)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await
         .map_err(self.err())?;
         let rows: Vec<Row> = match json {
