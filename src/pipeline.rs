@@ -525,11 +525,9 @@ const GROUP_COMMIT_GAP: std::time::Duration = std::time::Duration::from_millis(5
 /// too many).
 const COMMITS_IN_FLIGHT: usize = 16;
 
-/// Group commit: commits finished fetches as they arrive, in one transaction each time
-/// those waiting or arriving while the group is open: until it holds [`GROUP_COMMIT_MAX`],
-/// no fetch joined it for [`GROUP_COMMIT_GAP`], or [`GROUP_COMMIT_WINDOW`] passed since its
-/// first; only then is each sender told. The group's staged snapshots are published first
-/// (synced together), so no row names a snapshot that is not durable. Ends when every
+/// Group commit: commits finished fetches as they arrive, each [`group`] of them in one
+/// transaction, and only then tells each sender. The group's staged snapshots are published
+/// first (synced together), so no row names a snapshot that is not durable. Ends when every
 /// sender is gone and nothing is waiting.
 async fn commit_loop(
     store: Store,
@@ -537,21 +535,14 @@ async fn commit_loop(
     mut incoming: tokio::sync::mpsc::Receiver<Commit>,
 ) {
     while let Some(first) = incoming.recv().await {
-        let mut batch = vec![first];
-        let window = tokio::time::Instant::now() + GROUP_COMMIT_WINDOW;
-        while batch.len() < GROUP_COMMIT_MAX {
-            match incoming.try_recv() {
-                Ok(c) => batch.push(c),
-                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
-                    let until = window.min(tokio::time::Instant::now() + GROUP_COMMIT_GAP);
-                    match tokio::time::timeout_at(until, incoming.recv()).await {
-                        Ok(Some(c)) => batch.push(c),
-                        Ok(None) | Err(_) => break,
-                    }
-                }
-                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => break,
-            }
-        }
+        let mut batch = group(
+            first,
+            &mut incoming,
+            GROUP_COMMIT_MAX,
+            GROUP_COMMIT_WINDOW,
+            GROUP_COMMIT_GAP,
+        )
+        .await;
         let staged: Vec<Staged> = batch
             .iter_mut()
             .flat_map(|(_, staged, _)| std::mem::take(staged))
@@ -570,6 +561,34 @@ async fn commit_loop(
             let _ = reply.send(result.map_err(RunError::from));
         }
     }
+}
+
+/// A commit group: `first` and those waiting or arriving while the group is open — until it
+/// holds `max`, nothing has joined it for `gap`, `window` has passed since it opened, or
+/// every sender is gone.
+async fn group<T>(
+    first: T,
+    incoming: &mut tokio::sync::mpsc::Receiver<T>,
+    max: usize,
+    window: std::time::Duration,
+    gap: std::time::Duration,
+) -> Vec<T> {
+    let mut batch = vec![first];
+    let closes = tokio::time::Instant::now() + window;
+    while batch.len() < max {
+        match incoming.try_recv() {
+            Ok(c) => batch.push(c),
+            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
+                let until = closes.min(tokio::time::Instant::now() + gap);
+                match tokio::time::timeout_at(until, incoming.recv()).await {
+                    Ok(Some(c)) => batch.push(c),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => break,
+        }
+    }
+    batch
 }
 
 /// Publishes a commit group's staged snapshots (blocking file system work, off the runtime).
@@ -1420,4 +1439,86 @@ pub async fn load_state_from<'a>(
         notifications: Vec::new(),
         archived: store.archived_evidence().await?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio::time::{Instant, sleep};
+
+    /// Sends `n` items, one every `every`, starting at once; keeps the sender open after.
+    fn arrivals(
+        n: usize,
+        every: Duration,
+    ) -> (
+        tokio::sync::mpsc::Receiver<usize>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            for i in 0..n {
+                if tx.send(i).await.is_err() {
+                    return;
+                }
+                sleep(every).await;
+            }
+            let _ = stopped.await;
+        });
+        (rx, stop)
+    }
+
+    const MAX: usize = 8;
+    const WINDOW: Duration = Duration::from_millis(250);
+    const GAP: Duration = Duration::from_millis(50);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_group_closes_when_nothing_has_joined_it_for_the_gap() {
+        // Three fetches 20 ms apart, then silence with every sender still there.
+        let (mut rx, _keep) = arrivals(3, Duration::from_millis(20));
+        let first = rx.recv().await.unwrap();
+        let opened = Instant::now();
+        let batch = group(first, &mut rx, MAX, WINDOW, GAP).await;
+        assert_eq!(batch, vec![0, 1, 2]);
+        // The last joined at 40 ms; the group closed 50 ms later, not at 250 ms.
+        assert_eq!(opened.elapsed(), Duration::from_millis(90));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_group_fed_steadily_closes_at_its_window() {
+        let (mut rx, _keep) = arrivals(100, Duration::from_millis(30));
+        let first = rx.recv().await.unwrap();
+        let opened = Instant::now();
+        let batch = group(first, &mut rx, 1000, WINDOW, GAP).await;
+        assert_eq!(opened.elapsed(), WINDOW);
+        // Joined at 0, 30, … 240 ms.
+        assert_eq!(batch, (0..9).collect::<Vec<_>>());
+        // The next group starts with the next arrival.
+        let next = rx.recv().await.unwrap();
+        assert_eq!(next, 9);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_group_closes_at_once() {
+        let (mut rx, _keep) = arrivals(20, Duration::ZERO);
+        let first = rx.recv().await.unwrap();
+        let opened = Instant::now();
+        let batch = group(first, &mut rx, MAX, WINDOW, GAP).await;
+        assert_eq!(batch.len(), MAX);
+        assert_eq!(opened.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_group_closes_when_every_sender_is_gone() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+        tx.send(1).await.unwrap();
+        tx.send(2).await.unwrap();
+        drop(tx);
+        let first = rx.recv().await.unwrap();
+        let opened = Instant::now();
+        let batch = group(first, &mut rx, MAX, WINDOW, GAP).await;
+        assert_eq!(batch, vec![1, 2]);
+        assert_eq!(opened.elapsed(), Duration::ZERO);
+    }
 }
