@@ -508,9 +508,10 @@ const GROUP_COMMIT_MAX: usize = 1024;
 /// re-run where every page answers 304 (2,000 URLs, 40 hosts, median of five alternating
 /// rounds): 4 ms 1.03 CPU-s, 20 ms 0.91, 50 ms 0.87, 100 ms 0.86 (a fixed window then).
 /// With at most 250 ms and [`GROUP_COMMIT_GAP`] instead of a fixed 50 ms, and groups of up
-/// to 1,024 instead of 256 (`perf stat`): the 2,000-URL re-run `pwrite` 5.3-5.5 K -> 2.6 K;
-/// a quiet night at 100,000 citations `pwrite` 842 K -> 568 K, `pread` -7 %, wall 18.7-22.1
-/// -> 17.5-18.0 s, peak RSS +6 MB.
+/// to 1,024 instead of 256 (`perf stat`): the 2,000-URL re-run `pwrite` 5.3-5.5 K -> 2.6 K.
+/// A quiet night at 100,000 citations, with a fixed 200 ms window and groups of up to
+/// 1,024 (two rounds): `pwrite` 842 K -> 568 K, `pread` -7 %, wall 18.7 and 22.1 -> 17.5
+/// and 18.0 s, peak RSS +6 MB.
 const GROUP_COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// A group is committed early once no fetch has joined it for this long: when every host
