@@ -303,7 +303,7 @@ pub async fn follow_up(
         words.push(Verdict::Verified.as_str());
     }
     let latest: std::collections::HashMap<crate::registry::CitationKey, String> = store
-        .latest_verdicts_among(crate::store::VerdictColumns::Words, Some(&words))
+        .run_latest_verdicts_among(crate::store::VerdictColumns::Words, Some(&words))
         .await?
         .into_iter()
         .map(|(k, v)| (k, v.verdict().to_string()))

@@ -18,10 +18,10 @@ use crate::extract;
 use crate::fetch::{self, FetchConfig, FetchOutcome, Fetcher, Validators};
 use crate::plan::{self, HostQueue, PlannedSource};
 use crate::registry::{Citation, Registry, Render};
-use crate::snapshot::{SnapshotError, SnapshotStore, Staged};
+use crate::snapshot::{Checked, SnapshotError, SnapshotStore, Staged};
 use crate::store::{
-    CitationRef, FetchRecord, FetchRow, QueueDelta, SnapshotRow, Store, StoreError, VerdictRecord,
-    parse_ts,
+    CheckedBody, CitationRef, FetchRecord, FetchRow, QueueDelta, SnapshotRow, Store, StoreError,
+    VerdictRecord, parse_ts,
 };
 use crate::verdict::reading::{self, Assessment, Observed, SourceHistory};
 use crate::verdict::{self, ConfirmPolicy, Reading, Verdict};
@@ -548,13 +548,17 @@ async fn commit_loop(
             .iter_mut()
             .flat_map(|(_, staged, _)| std::mem::take(staged))
             .collect();
-        if let Err(e) = publish(&snapshots, staged).await {
-            // Nothing of the group is recorded: each fetch fails with the reason.
-            for (_, _, reply) in batch {
-                let _ = reply.send(Err(RunError::Snapshot(e.again())));
+        let published = match publish(&snapshots, staged).await {
+            Ok(p) => p,
+            Err(e) => {
+                // Nothing of the group is recorded: each fetch fails with the reason.
+                for (_, _, reply) in batch {
+                    let _ = reply.send(Err(RunError::Snapshot(e.again())));
+                }
+                continue;
             }
-            continue;
-        }
+        };
+        stamp_published(&mut batch, &published);
         let records: Vec<&FetchRecord> = batch.iter().map(|(r, _, _)| r).collect();
         let results = store.record_fetches(&records).await;
         for ((_, _, reply), result) in batch.into_iter().zip(results) {
@@ -562,6 +566,63 @@ async fn commit_loop(
             let _ = reply.send(result.map_err(RunError::from));
         }
     }
+}
+
+/// Gives each fetch of a commit group the stamps of the bodies it stored that were just
+/// published (see [`crate::store::CheckedBody`]): a new body counts as checked when it was
+/// fetched, set back by 0-6 days by its hash, so that bodies stored on the same night do not
+/// all come due for their full re-read on the same later night.
+fn stamp_published(batch: &mut [Commit], published: &[crate::snapshot::Published]) {
+    if published.is_empty() {
+        return;
+    }
+    let stamps: HashMap<&str, &str> = published
+        .iter()
+        .filter_map(|p| Some((p.hash.as_str(), p.stamp.as_deref()?)))
+        .collect();
+    for (rec, _, _) in batch.iter_mut() {
+        let body = match &rec.row {
+            FetchRow::Fetched { snapshot, .. } => Some(snapshot),
+            FetchRow::Failed { snapshot, .. } => snapshot.as_ref(),
+            FetchRow::NotModified { .. } => None,
+        };
+        let bodies: Vec<&str> = body
+            .into_iter()
+            .chain(rec.raw_snapshot.as_ref())
+            .map(|s| s.hash.as_str())
+            .collect();
+        for hash in bodies {
+            if let Some(stamp) = stamps.get(hash) {
+                rec.checked.push(CheckedBody {
+                    hash: hash.to_string(),
+                    stamp: (*stamp).to_string(),
+                    at: rec.fetched_at - first_check_offset(hash),
+                });
+            }
+        }
+    }
+}
+
+/// How often, at most, a stored body goes without being read and checked in full before a
+/// conditional request re-uses it. In between, a file whose stamp has not moved is trusted
+/// unread (see [`crate::snapshot::stamp`]); this bounds how long damage below the file
+/// system (the medium) can go unnoticed while the server still has the document.
+const FULL_CHECK_EVERY: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
+/// Whether a body last checked in full at `last` (none recorded: never) is due for another
+/// full check at `now`.
+fn full_check_due(last: Option<&str>, now: DateTime<Utc>) -> bool {
+    last.and_then(parse_ts)
+        .is_none_or(|at| now.signed_duration_since(at) >= FULL_CHECK_EVERY)
+}
+
+/// How far a new body's first check is set back: 0-6 whole days, from its hash.
+fn first_check_offset(hash: &str) -> chrono::TimeDelta {
+    let n = hash
+        .get(..2)
+        .and_then(|h| u8::from_str_radix(h, 16).ok())
+        .unwrap_or(0);
+    chrono::TimeDelta::days(i64::from(n % 7))
 }
 
 /// A commit group: `first` and those waiting or arriving while the group is open — until it
@@ -593,9 +654,12 @@ async fn group<T>(
 }
 
 /// Publishes a commit group's staged snapshots (blocking file system work, off the runtime).
-async fn publish(snapshots: &SnapshotStore, staged: Vec<Staged>) -> Result<(), SnapshotError> {
+async fn publish(
+    snapshots: &SnapshotStore,
+    staged: Vec<Staged>,
+) -> Result<Vec<crate::snapshot::Published>, SnapshotError> {
     if staged.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let snaps = snapshots.clone();
     match tokio::task::spawn_blocking(move || snaps.publish(staged)).await {
@@ -795,18 +859,39 @@ impl Ctx<'_> {
         let state_key = state_key(source);
         let url = state_key.as_str();
         let state = known.states.get(url).cloned().unwrap_or_default();
-        // Conditional requests only when the body they would let us re-use is intact on disk
-        // (its bytes checked against the hash recorded when it was stored, here, before every
-        // conditional request; a 304 then re-uses it).
-        let intact = state.last_good_snapshot.as_deref().is_some_and(|h| {
-            self.snapshots
-                .verify(
+        // Conditional requests only when the body they would let us re-use is intact on disk,
+        // checked here before every conditional request (a 304 then re-uses it): read and
+        // its bytes checked against the hash recorded when it was stored, unless its file
+        // provably has not changed since its last such check and that check is recent
+        // (see `full_check_due`).
+        let checked_at = (self.opts.clock)();
+        let mut checked = Vec::new();
+        let intact = match state.last_good_snapshot.as_deref() {
+            None => false,
+            Some(h) => {
+                let unchanged = state
+                    .last_good_stamp
+                    .as_deref()
+                    .filter(|_| !full_check_due(state.last_good_checked_at.as_deref(), checked_at));
+                match self.snapshots.check_unless_unchanged(
                     h,
                     state.last_good_check.as_deref(),
                     state.last_good_size.and_then(|n| u64::try_from(n).ok()),
-                )
-                .is_ok()
-        });
+                    unchanged,
+                ) {
+                    Ok(Checked::Unchanged) => true,
+                    Ok(Checked::Read(stamp)) => {
+                        checked.extend(stamp.map(|stamp| CheckedBody {
+                            hash: h.to_string(),
+                            stamp,
+                            at: checked_at,
+                        }));
+                        true
+                    }
+                    Err(_) => false,
+                }
+            }
+        };
         let validators = if intact {
             Validators {
                 etag: state.etag.clone(),
@@ -1121,6 +1206,7 @@ impl Ctx<'_> {
             verdicts,
             raw_snapshot,
             exchanges,
+            checked,
         };
         tracing::info!(url = %crate::redact(url), elapsed_ms, "fetched");
         Ok((rec, staged))
@@ -1473,6 +1559,35 @@ mod tests {
     const MAX: usize = 8;
     const WINDOW: Duration = Duration::from_millis(250);
     const GAP: Duration = Duration::from_millis(50);
+
+    /// A full check is due when none is recorded, or the last is seven days old; a new
+    /// body's first one is set back by 0-6 days, by its hash, so a night re-reads a share of
+    /// the bodies stored on one night instead of all of them a week later.
+    #[test]
+    fn a_full_check_is_due_weekly_and_new_bodies_are_spread_over_the_week() {
+        let now: DateTime<Utc> = "2026-11-27T03:00:00Z".parse().unwrap();
+        let ago = |d: i64, s: i64| {
+            crate::store::ts(now - chrono::TimeDelta::days(d) + chrono::TimeDelta::seconds(s))
+        };
+        assert!(full_check_due(None, now));
+        assert!(full_check_due(Some("not a time"), now));
+        assert!(!full_check_due(Some(&ago(0, 0)), now));
+        assert!(
+            !full_check_due(Some(&ago(7, 1)), now),
+            "a second short of a week"
+        );
+        assert!(full_check_due(Some(&ago(7, 0)), now));
+        assert!(full_check_due(Some(&ago(30, 0)), now));
+        let mut seen = std::collections::BTreeSet::new();
+        for n in 0..=255u8 {
+            let hash = format!("{n:02x}{}", "0".repeat(62));
+            let back = first_check_offset(&hash);
+            assert!(back >= chrono::TimeDelta::zero() && back < FULL_CHECK_EVERY);
+            seen.insert(back.num_days());
+        }
+        assert_eq!(seen.len(), 7, "every day of the week is used");
+        assert_eq!(first_check_offset(""), chrono::TimeDelta::zero());
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_group_closes_when_nothing_has_joined_it_for_the_gap() {

@@ -74,6 +74,11 @@ fn sync_dirs<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> io::Result<()> {
 /// device or directory put in its place is refused without blocking (opened non-blocking,
 /// then its type read from the open file, so it cannot be swapped in between).
 fn open_snapshot(path: &Path) -> io::Result<(std::fs::File, u64)> {
+    open_snapshot_meta(path).map(|(f, m)| (f, m.len()))
+}
+
+/// [`open_snapshot`], with the open file's metadata.
+fn open_snapshot_meta(path: &Path) -> io::Result<(std::fs::File, std::fs::Metadata)> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
@@ -89,7 +94,7 @@ fn open_snapshot(path: &Path) -> io::Result<(std::fs::File, u64)> {
             "not a regular file",
         ));
     }
-    Ok((file, meta.len()))
+    Ok((file, meta))
 }
 
 /// A stored snapshot's bytes, unchecked (see [`open_snapshot`]).
@@ -130,6 +135,56 @@ fn stream_file(mut file: std::fs::File, into: &mut dyn FnMut(&[u8])) -> io::Resu
             }
         }
     })
+}
+
+/// What a snapshot file's metadata says of its identity and last change: device, inode,
+/// size, and modification and status-change times to the nanosecond. Any write to the file,
+/// a truncation, a rename over it, a `chmod` or a replacement by another file moves at least
+/// one of them (the status-change time cannot be set from user space), so a file whose
+/// stamp equals the one taken when its bytes were last checked has not been changed through
+/// the file system since. What it cannot see is damage below the file system (a bad sector,
+/// a flipped bit on the medium): the periodic full read is for that (see
+/// [`SnapshotStore::check_unless_unchanged`]). `None` where the platform gives no such times.
+pub fn stamp(meta: &std::fs::Metadata) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some(format!(
+            "{}:{}:{}:{}.{:09}:{}.{:09}",
+            meta.dev(),
+            meta.ino(),
+            meta.size(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec()
+        ))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        None
+    }
+}
+
+/// How [`SnapshotStore::check_unless_unchanged`] found a stored snapshot intact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checked {
+    /// Its stamp equals the one given: not changed through the file system since its bytes
+    /// were last read and checked; not read now.
+    Unchanged,
+    /// Read and checked now; the file's stamp as it was opened, when the platform has one.
+    Read(Option<String>),
+}
+
+/// A body made durable under its real name by [`SnapshotStore::publish`], with its file's
+/// [`stamp`] as published (after the rename, which moves the status-change time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// Its content hash (the file's name).
+    pub hash: String,
+    /// Its file's stamp, when the platform has one.
+    pub stamp: Option<String>,
 }
 
 /// Hex XXH3-128 of bytes: the quick check recorded beside each snapshot (see
@@ -197,17 +252,19 @@ impl SnapshotStore {
     /// they are renamed into place, then the renames reach the disk — so a real name never
     /// holds a partial body, and once this returns, a database row may name them. Several
     /// bodies share the syncs (on Linux one `syncfs` before and one after the renames, instead
-    /// of two `fsync`s per body); a single body is synced on its own.
-    pub fn publish(&self, staged: Vec<Staged>) -> Result<(), SnapshotError> {
+    /// of two `fsync`s per body); a single body is synced on its own. Returns each body's
+    /// hash with its file's [`stamp`] as published.
+    pub fn publish(&self, staged: Vec<Staged>) -> Result<Vec<Published>, SnapshotError> {
         let io_err = |path: &Path| {
             let path = path.to_path_buf();
             move |source| SnapshotError::Io { path, source }
         };
+        let mut paths = Vec::with_capacity(staged.len());
         match staged.len() {
-            0 => Ok(()),
+            0 => return Ok(Vec::new()),
             1 => {
                 let Some(s) = staged.into_iter().next() else {
-                    return Ok(());
+                    return Ok(Vec::new());
                 };
                 std::fs::File::open(&s.tmp)
                     .and_then(|f| f.sync_all())
@@ -215,7 +272,8 @@ impl SnapshotStore {
                 let path = s.path;
                 s.tmp.persist(&path).map_err(|e| io_err(&path)(e.error))?;
                 let parent = path.parent().expect("snapshot path has a parent");
-                sync_dirs([parent, self.dir.as_path()]).map_err(io_err(parent))
+                sync_dirs([parent, self.dir.as_path()]).map_err(io_err(parent))?;
+                paths.push(path);
             }
             _ => {
                 self.sync_bodies(&staged)?;
@@ -226,10 +284,23 @@ impl SnapshotStore {
                     if let Some(parent) = path.parent() {
                         parents.insert(parent.to_path_buf());
                     }
+                    paths.push(path);
                 }
-                self.sync_names(&parents)
+                self.sync_names(&parents)?;
             }
         }
+        // Stamped after the renames (a rename moves the status-change time). A file that
+        // cannot be stat'ed now is published unstamped: its next check reads it in full.
+        Ok(paths
+            .into_iter()
+            .map(|path| Published {
+                hash: path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                stamp: std::fs::metadata(&path).ok().as_ref().and_then(stamp),
+            })
+            .collect())
     }
 
     /// Every staged body's bytes on disk.
@@ -333,12 +404,25 @@ impl SnapshotStore {
         check: Option<&str>,
         size: Option<u64>,
     ) -> Result<(), SnapshotError> {
-        let path = self.path_of(hash);
+        self.verify_stamped(&self.path_of(hash), hash, check, size)
+            .map(|_| ())
+    }
+
+    /// [`SnapshotStore::verify`] of the file at `path`, returning its [`stamp`] as opened.
+    fn verify_stamped(
+        &self,
+        path: &Path,
+        hash: &str,
+        check: Option<&str>,
+        size: Option<u64>,
+    ) -> Result<Option<String>, SnapshotError> {
+        let path = path.to_path_buf();
         let io_err = |source| SnapshotError::Io {
             path: path.clone(),
             source,
         };
-        let (file, len) = open_snapshot(&path).map_err(io_err)?;
+        let (file, meta) = open_snapshot_meta(&path).map_err(io_err)?;
+        let len = meta.len();
         if let Some(size) = size
             && len != size
         {
@@ -363,8 +447,35 @@ impl SnapshotStore {
         };
         match corrupt {
             Some(actual) => Err(SnapshotError::Corrupt { path, actual }),
-            None => Ok(()),
+            None => Ok(stamp(&meta)),
         }
+    }
+
+    /// [`SnapshotStore::verify`], skipped when the file is provably the one last checked: when
+    /// `unchanged` (the [`stamp`] recorded when its bytes were last read and checked) equals
+    /// its stamp now, it has not been changed through the file system since, and it is not
+    /// read ([`Checked::Unchanged`]; one `stat`, no open or read). Otherwise, or when no
+    /// stamp is given, it is read and checked in full, and its stamp as opened is returned
+    /// for the next time. A caller that wants damage below the file system (the medium)
+    /// caught too passes no stamp now and then (the run does at least weekly).
+    pub fn check_unless_unchanged(
+        &self,
+        hash: &str,
+        check: Option<&str>,
+        size: Option<u64>,
+        unchanged: Option<&str>,
+    ) -> Result<Checked, SnapshotError> {
+        let path = self.path_of(hash);
+        if let Some(recorded) = unchanged
+            && let Ok(meta) = std::fs::metadata(&path)
+            && meta.is_file()
+            && size.is_none_or(|n| n == meta.len())
+            && stamp(&meta).as_deref() == Some(recorded)
+        {
+            return Ok(Checked::Unchanged);
+        }
+        let stamp = self.verify_stamped(&path, hash, check, size)?;
+        Ok(Checked::Read(stamp))
     }
 
     /// Whether an intact snapshot with this hash is stored.
@@ -395,6 +506,77 @@ mod tests {
         // No temporary files are left behind.
         let names: Vec<_> = std::fs::read_dir(p.parent().unwrap()).unwrap().collect();
         assert_eq!(names.len(), 1);
+    }
+
+    /// A file whose stamp is the one recorded at its last full check is not read (a wrong
+    /// quick check does not matter then); any change through the file system — a byte
+    /// rewritten in place at the same size, a replacement by an identical copy — moves the
+    /// stamp, and the file is read and checked in full again.
+    #[test]
+    fn an_unchanged_stamp_skips_the_read_and_any_change_moves_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SnapshotStore::new(dir.path());
+        let body = b"<p>We are SOC 2 Type II audited.</p>".to_vec();
+        let (h, staged) = store.stage(&body).unwrap();
+        let published = store.publish(staged.into_iter().collect()).unwrap();
+        assert_eq!(published.len(), 1);
+        assert_eq!(published[0].hash, h);
+        let path = store.path_of(&h);
+        let now = stamp(&std::fs::metadata(&path).unwrap());
+        assert!(now.is_some());
+        assert_eq!(published[0].stamp, now, "stamped as published");
+        let check = quick_check(&body);
+        let size = Some(body.len() as u64);
+        // Read in full without a stamp; the stamp it returns is the file's.
+        let Checked::Read(Some(recorded)) = store
+            .check_unless_unchanged(&h, Some(&check), size, None)
+            .unwrap()
+        else {
+            panic!("read in full without a stamp")
+        };
+        assert_eq!(Some(&recorded), now.as_ref());
+        // Same stamp: not read (a wrong quick check would otherwise fail it).
+        assert_eq!(
+            store
+                .check_unless_unchanged(&h, Some(&quick_check(b"other")), size, Some(&recorded))
+                .unwrap(),
+            Checked::Unchanged
+        );
+        // A recorded size the file does not have: read, and found corrupt.
+        assert!(
+            store
+                .check_unless_unchanged(&h, Some(&check), Some(1), Some(&recorded))
+                .is_err()
+        );
+        // One byte rewritten in place, same size: the stamp moves, the file is read.
+        {
+            use std::io::{Seek, SeekFrom};
+            let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            f.seek(SeekFrom::Start(5)).unwrap();
+            f.write_all(b"P").unwrap();
+        }
+        assert_ne!(stamp(&std::fs::metadata(&path).unwrap()), now);
+        assert!(matches!(
+            store.check_unless_unchanged(&h, Some(&check), size, Some(&recorded)),
+            Err(SnapshotError::Corrupt { .. })
+        ));
+        // Replaced by an intact copy: a new stamp, read and found intact.
+        std::fs::remove_file(&path).unwrap();
+        store.put(&body).unwrap();
+        match store
+            .check_unless_unchanged(&h, Some(&check), size, Some(&recorded))
+            .unwrap()
+        {
+            Checked::Read(Some(again)) => assert_ne!(again, recorded),
+            other => panic!("a replaced file must be read, got {other:?}"),
+        }
+        // Gone: an error, whatever the stamp.
+        std::fs::remove_file(&path).unwrap();
+        assert!(
+            store
+                .check_unless_unchanged(&h, Some(&check), size, Some(&recorded))
+                .is_err()
+        );
     }
 
     /// Every file under `dir`, relative, sorted.

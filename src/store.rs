@@ -66,7 +66,7 @@ pub struct Store {
     path: String,
 }
 
-fn ts(t: DateTime<Utc>) -> String {
+pub(crate) fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
@@ -101,6 +101,24 @@ pub struct SourceState {
     pub last_good_check: Option<String>,
     /// The last good body's size in bytes, as recorded when it was stored.
     pub last_good_size: Option<i64>,
+    /// When the last good body's bytes were last read and checked in full.
+    pub last_good_checked_at: Option<String>,
+    /// Its file's [`crate::snapshot::stamp`] then.
+    pub last_good_stamp: Option<String>,
+}
+
+/// A stored body read and checked in full (or just published), with its file's stamp then:
+/// until the stamp moves, or the next full check is due, the body is not read again before
+/// a conditional request (migration 0013).
+#[derive(Debug, Clone)]
+pub struct CheckedBody {
+    /// Its content hash.
+    pub hash: String,
+    /// Its file's [`crate::snapshot::stamp`].
+    pub stamp: String,
+    /// When it counts as checked (a new body's is set back by up to six days, spreading the
+    /// full re-reads over the week).
+    pub at: DateTime<Utc>,
 }
 
 /// A snapshot row to insert if new.
@@ -209,6 +227,8 @@ pub struct FetchRecord {
     pub raw_snapshot: Option<SnapshotRow>,
     /// The HTTP exchanges (JSON), for the WARC export.
     pub exchanges: Option<String>,
+    /// Stored bodies read and checked in full for this fetch, or published with it.
+    pub checked: Vec<CheckedBody>,
 }
 
 /// The age policy's decision for one citation.
@@ -683,7 +703,8 @@ impl Store {
     pub async fn source_state(&self, url: &str) -> Result<Option<SourceState>> {
         sqlx::query_as(
             "SELECT url, last_good_snapshot, sources.content_type, etag, last_modified, consecutive_failures, first_failure_at, last_good_words,
-                    s.xxh3 AS last_good_check, s.size AS last_good_size
+                    s.xxh3 AS last_good_check, s.size AS last_good_size,
+                    s.checked_at AS last_good_checked_at, s.stamp AS last_good_stamp
              FROM sources LEFT JOIN snapshots s ON s.hash = sources.last_good_snapshot WHERE url = $1",
         )
         .bind(url)
@@ -710,7 +731,8 @@ impl Store {
         // Each element is a `SourceState`'s fields in declaration order.
         let (json,): (Option<String>,) = sqlx::query_as(
             "SELECT json_group_array(json_array(url, last_good_snapshot, sources.content_type, etag, last_modified,
-                    consecutive_failures, first_failure_at, last_good_words, s.xxh3, s.size))
+                    consecutive_failures, first_failure_at, last_good_words, s.xxh3, s.size,
+                    s.checked_at, s.stamp))
              FROM sources LEFT JOIN snapshots s ON s.hash = sources.last_good_snapshot
              WHERE url IN (SELECT value FROM json_each($1))",
         )
@@ -1019,6 +1041,31 @@ impl Store {
         .execute(&mut **tx)
         .await
         .map_err(&e)?;
+
+        // Bodies checked in full (or published) with these fetches: their stamps.
+        // One row per body (a body shared by several fetches of the group: its latest check).
+        let mut latest: std::collections::BTreeMap<&str, &CheckedBody> = Default::default();
+        for c in recs.iter().flat_map(|r| &r.checked) {
+            let slot = latest.entry(c.hash.as_str()).or_insert(c);
+            if c.at >= slot.at {
+                *slot = c;
+            }
+        }
+        let checked: Vec<serde_json::Value> = latest
+            .values()
+            .map(|c| serde_json::json!([c.hash, ts(c.at), c.stamp]))
+            .collect();
+        if !checked.is_empty() {
+            sqlx::query(
+                "UPDATE snapshots SET checked_at = j.value->>1, stamp = j.value->>2
+                 FROM (SELECT value FROM jsonb_each($1) ORDER BY key) j
+                 WHERE snapshots.hash = j.value->>0",
+            )
+            .bind(serde_json::Value::from(checked).to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(&e)?;
+        }
 
         // The sources' state follows each fetch. A row is written only when something in it
         // changes: on a quiet night (the same body again, or a 304 after a success) every
@@ -1372,6 +1419,28 @@ impl Store {
         columns: VerdictColumns,
         words: Option<&[&str]>,
     ) -> Result<RecordedVerdicts> {
+        self.latest_verdicts_among_on(&self.pool, columns, words)
+            .await
+    }
+
+    /// [`Store::latest_verdicts_among`] for a run's own stages after its fetches (the archive
+    /// follow-up), read on the writing connection: its page cache holds the index pages the
+    /// run's commits just wrote, where a reading connection's cache was emptied by them.
+    pub async fn run_latest_verdicts_among(
+        &self,
+        columns: VerdictColumns,
+        words: Option<&[&str]>,
+    ) -> Result<RecordedVerdicts> {
+        self.latest_verdicts_among_on(&self.writer, columns, words)
+            .await
+    }
+
+    async fn latest_verdicts_among_on(
+        &self,
+        conn: &SqlitePool,
+        columns: VerdictColumns,
+        words: Option<&[&str]>,
+    ) -> Result<RecordedVerdicts> {
         const BATCH: i64 = 5000;
         // Literal statements (sqlx audits dynamic SQL), differing only in their columns. `x`
         // is a batch of citations with the id of each one's latest verdict; `o` the row
@@ -1447,7 +1516,7 @@ impl Store {
                 .bind(after)
                 .bind(BATCH)
                 .bind(words.as_deref())
-                .fetch_one(&self.pool)
+                .fetch_one(conn)
                 .await
                 .map_err(self.err())?;
             let (Some(json), Some(last)) = (json, last) else {
@@ -2196,6 +2265,7 @@ mod group_tests {
             verdicts,
             raw_snapshot: None,
             exchanges: Some("[{\"status\":200}]".into()),
+            checked: Vec::new(),
         }
     }
 

@@ -282,6 +282,86 @@ async fn a_flipped_byte_in_a_snapshot_is_detected_and_refetched() {
     );
 }
 
+/// Damage the file system cannot see (a flipped bit on the medium leaves the file's stamp as
+/// it was) is simulated by changing a byte and then recording the file's new stamp as the
+/// one of its last full check. Within the week the body is trusted unread, and the server's
+/// 304 re-uses it; once its last full check is seven days old it is read again, found
+/// corrupt, and fetched in full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damage_below_the_file_system_is_caught_by_the_weekly_full_read() {
+    let site = Site::start().await;
+    site.set(
+        "/p",
+        Page::html("<p>We are SOC 2 Type II audited.</p>").with_header("etag", "\"v1\""),
+    );
+    let env = Env::new(&[(
+        "acme",
+        offering(
+            "acme",
+            &[(
+                "soc2",
+                "yes_public",
+                vec![source(&site.url("/p"), "quote = \"SOC 2 Type II audited\"")],
+            )],
+        ),
+    )]);
+    env.run_at("2026-11-01T03:00:00Z").await;
+    let store = env.store().await;
+    let (hash, checked_at, recorded): (String, Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT s.hash, s.checked_at, s.stamp FROM sources JOIN snapshots s ON s.hash = sources.last_good_snapshot",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    let path = env.snapshot_store().path_of(&hash);
+    let stamp_of = |p: &std::path::Path| citewatch::snapshot::stamp(&std::fs::metadata(p).unwrap());
+    assert_eq!(
+        recorded,
+        stamp_of(&path),
+        "a new body is stamped as published"
+    );
+    assert!(checked_at.is_some_and(|t| t.as_str() <= "2026-11-01T03:00:00.000Z"));
+    // The damage, and the stamp as if nothing had changed.
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[5] ^= 0x20;
+    std::fs::write(&path, &bytes).unwrap();
+    sqlx::query(
+        "UPDATE snapshots SET stamp = $1, checked_at = '2026-11-01T03:00:00.000Z' WHERE hash = $2",
+    )
+    .bind(stamp_of(&path))
+    .bind(&hash)
+    .execute(store.pool())
+    .await
+    .unwrap();
+    store.close().await;
+    let s = env.run_at("2026-11-07T03:00:00Z").await;
+    assert_eq!(s.reused, 1, "six days on, the body is trusted unread");
+    assert_eq!(
+        site.last_header("/p", "if-none-match").as_deref(),
+        Some("\"v1\"")
+    );
+    assert!(!env.snapshot_store().has(&hash), "still damaged");
+    let hits = site.hits("/p");
+    env.run_at("2026-11-08T03:00:00Z").await;
+    assert_eq!(site.hits("/p"), hits + 1, "one request");
+    assert_eq!(
+        site.last_header("/p", "if-none-match"),
+        None,
+        "a week on, the body is read, found corrupt, and fetched in full"
+    );
+    assert!(env.snapshot_store().has(&hash), "written again intact");
+    let store = env.store().await;
+    let (checked_at, recorded): (Option<String>, Option<String>) =
+        sqlx::query_as("SELECT checked_at, stamp FROM snapshots WHERE hash = $1")
+            .bind(&hash)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    store.close().await;
+    assert_eq!(recorded, stamp_of(&path), "the new file's stamp");
+    assert!(checked_at.is_some_and(|t| t.as_str() <= "2026-11-08T03:00:00.000Z" && t.as_str() >= "2026-11-02"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_in_url_query_strings_stay_out_of_logs_and_reports() {
     let site = Site::start().await;
