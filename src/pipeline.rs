@@ -1182,8 +1182,14 @@ impl Ctx<'_> {
                 }
             };
             out.verdicts.push(judgement.verdict);
+            let citation = citation_ref(c);
+            let citation_stored = known
+                .judging
+                .get(&citation.key)
+                .is_some_and(|j| j.baseline.is_some());
             verdicts.push(VerdictRecord {
-                citation: citation_ref(c),
+                citation,
+                citation_stored,
                 snapshot_hash: body
                     .as_ref()
                     .filter(|_| judgement.verdict.read_content())
@@ -1251,22 +1257,27 @@ impl Ctx<'_> {
     ) -> FetchOutcome {
         match source.render {
             Render::Http => self.fetcher.fetch(&source.url, validators).await,
-            Render::Browser => {
-                let policy = self.fetcher.config().addresses;
-                let user_agent = self.fetcher.config().user_agent.clone();
-                let renderer = self
-                    .renderer
-                    .get_or_init(|| async move {
-                        fetch::browser::Renderer::launch(policy, &user_agent)
-                            .await
-                            .map_err(|e| e.to_string())
-                    })
-                    .await;
-                self.fetcher
-                    .render(renderer.as_ref().map_err(String::as_str), &source.url)
-                    .await
-            }
+            // Boxed: the browser's futures are several times the size of a plain fetch's,
+            // and every source's future (moved as it is set up) would otherwise carry them.
+            Render::Browser => Box::pin(self.render_once(source)).await,
         }
+    }
+
+    /// One browser render of a source (the browser launched on first use).
+    async fn render_once(&self, source: &PlannedSource<'_>) -> FetchOutcome {
+        let policy = self.fetcher.config().addresses;
+        let user_agent = self.fetcher.config().user_agent.clone();
+        let renderer = self
+            .renderer
+            .get_or_init(|| async move {
+                fetch::browser::Renderer::launch(policy, &user_agent)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .await;
+        self.fetcher
+            .render(renderer.as_ref().map_err(String::as_str), &source.url)
+            .await
     }
 
     /// The stored body a 304 points at, `hash` (the last good body, checked intact before
