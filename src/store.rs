@@ -975,7 +975,18 @@ impl Store {
         let e = self.err();
         let at: Vec<String> = recs.iter().map(|r| ts(r.fetched_at)).collect();
 
-        // Snapshots first: fetches and verdicts refer to them.
+        // Bodies checked in full (or published) with these fetches, with their stamps: one per
+        // body (a body shared by several fetches of the group: its latest check).
+        let mut checked: std::collections::BTreeMap<&str, &CheckedBody> = Default::default();
+        for c in recs.iter().flat_map(|r| &r.checked) {
+            let slot = checked.entry(c.hash.as_str()).or_insert(c);
+            if c.at >= slot.at {
+                *slot = c;
+            }
+        }
+
+        // Snapshots first: fetches and verdicts refer to them. A body published with the
+        // group carries its stamp in its row; the others checked are updated below.
         let mut snapshots = Vec::new();
         for (rec, at) in recs.iter().zip(&at) {
             let body = match &rec.row {
@@ -984,20 +995,27 @@ impl Store {
                 FetchRow::NotModified { .. } => None,
             };
             for s in body.into_iter().chain(rec.raw_snapshot.as_ref()) {
+                let stamp = checked.remove(s.hash.as_str());
                 snapshots.push(serde_json::json!([
                     s.hash,
                     s.size,
                     s.content_type,
                     at,
-                    s.check
+                    s.check,
+                    stamp.map(|c| ts(c.at)),
+                    stamp.map(|c| c.stamp.as_str())
                 ]));
             }
         }
         if !snapshots.is_empty() {
             sqlx::query(
-                "INSERT INTO snapshots (hash, size, content_type, first_seen, xxh3)
-                 SELECT value->>0, value->>1, value->>2, value->>3, value->>4 FROM jsonb_each($1) WHERE true ORDER BY key
-                 ON CONFLICT(hash) DO UPDATE SET xxh3 = excluded.xxh3 WHERE snapshots.xxh3 IS NULL",
+                "INSERT INTO snapshots (hash, size, content_type, first_seen, xxh3, checked_at, stamp)
+                 SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6
+                 FROM jsonb_each($1) WHERE true ORDER BY key
+                 ON CONFLICT(hash) DO UPDATE SET xxh3 = COALESCE(snapshots.xxh3, excluded.xxh3),
+                    checked_at = COALESCE(excluded.checked_at, snapshots.checked_at),
+                    stamp = COALESCE(excluded.stamp, snapshots.stamp)
+                 WHERE snapshots.xxh3 IS NULL OR excluded.stamp IS NOT NULL",
             )
             .bind(serde_json::Value::from(snapshots).to_string())
             .execute(&mut **tx)
@@ -1101,16 +1119,8 @@ impl Store {
         .await
         .map_err(&e)?;
 
-        // Bodies checked in full (or published) with these fetches: their stamps.
-        // One row per body (a body shared by several fetches of the group: its latest check).
-        let mut latest: std::collections::BTreeMap<&str, &CheckedBody> = Default::default();
-        for c in recs.iter().flat_map(|r| &r.checked) {
-            let slot = latest.entry(c.hash.as_str()).or_insert(c);
-            if c.at >= slot.at {
-                *slot = c;
-            }
-        }
-        let checked: Vec<serde_json::Value> = latest
+        // Stored bodies read and checked in full before a conditional request: their stamps.
+        let checked: Vec<serde_json::Value> = checked
             .values()
             .map(|c| serde_json::json!([c.hash, ts(c.at), c.stamp]))
             .collect();
