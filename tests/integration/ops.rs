@@ -239,8 +239,8 @@ async fn sigkill_at_any_point_then_a_rerun_completes_without_duplicates() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flipped_byte_in_a_snapshot_is_detected_and_refetched() {
+/// One offering citing one page served with an ETag (`"v1"`), at `/p`.
+async fn one_page_with_an_etag() -> (Site, Env) {
     let site = Site::start().await;
     site.set(
         "/p",
@@ -257,6 +257,12 @@ async fn a_flipped_byte_in_a_snapshot_is_detected_and_refetched() {
             )],
         ),
     )]);
+    (site, env)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flipped_byte_in_a_snapshot_is_detected_and_refetched() {
+    let (site, env) = one_page_with_an_etag().await;
     assert_eq!(env.cli(&["run", "--allow-private"]).status.code(), Some(0));
     let store = env.store().await;
     let (hash,): (String,) = sqlx::query_as("SELECT last_good_snapshot FROM sources")
@@ -289,22 +295,7 @@ async fn a_flipped_byte_in_a_snapshot_is_detected_and_refetched() {
 /// corrupt, and fetched in full.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn damage_below_the_file_system_is_caught_by_the_weekly_full_read() {
-    let site = Site::start().await;
-    site.set(
-        "/p",
-        Page::html("<p>We are SOC 2 Type II audited.</p>").with_header("etag", "\"v1\""),
-    );
-    let env = Env::new(&[(
-        "acme",
-        offering(
-            "acme",
-            &[(
-                "soc2",
-                "yes_public",
-                vec![source(&site.url("/p"), "quote = \"SOC 2 Type II audited\"")],
-            )],
-        ),
-    )]);
+    let (site, env) = one_page_with_an_etag().await;
     env.run_at("2026-11-01T03:00:00Z").await;
     let store = env.store().await;
     let (hash, checked_at, recorded): (String, Option<String>, Option<String>) = sqlx::query_as(
