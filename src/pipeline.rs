@@ -610,10 +610,13 @@ fn stamp_published(batch: &mut [Commit], published: &[crate::snapshot::Published
 const FULL_CHECK_EVERY: chrono::TimeDelta = chrono::TimeDelta::days(7);
 
 /// Whether a body last checked in full at `last` (none recorded: never) is due for another
-/// full check at `now`.
+/// full check at `now`. A last check later than `now` (the clock was set back) is no
+/// evidence of a recent one: due.
 fn full_check_due(last: Option<&str>, now: DateTime<Utc>) -> bool {
-    last.and_then(parse_ts)
-        .is_none_or(|at| now.signed_duration_since(at) >= FULL_CHECK_EVERY)
+    last.and_then(parse_ts).is_none_or(|at| {
+        let age = now.signed_duration_since(at);
+        age < chrono::TimeDelta::zero() || age >= FULL_CHECK_EVERY
+    })
 }
 
 /// How far a new body's first check is set back: 0-6 whole days, from its hash.
@@ -1589,6 +1592,10 @@ mod tests {
         );
         assert!(full_check_due(Some(&ago(7, 0)), now));
         assert!(full_check_due(Some(&ago(30, 0)), now));
+        assert!(
+            full_check_due(Some(&ago(0, 1)), now),
+            "a check in the future: clock set back"
+        );
         let mut seen = std::collections::BTreeSet::new();
         for n in 0..=255u8 {
             let hash = format!("{n:02x}{}", "0".repeat(62));
