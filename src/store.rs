@@ -70,7 +70,6 @@ pub(crate) fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Parses a stored timestamp.
 /// A group's rows as one JSON array parameter (each row a JSON array, read back in SQL with
 /// `jsonb_each`), serialized straight from borrowed fields into one buffer sized for them:
 /// no intermediate `serde_json::Value` per field, and no string regrown (and its pages
@@ -125,6 +124,7 @@ struct VerdictParam<'a>(
     Option<i64>,
 );
 
+/// Parses a stored timestamp.
 pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .ok()
