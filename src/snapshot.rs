@@ -140,7 +140,8 @@ fn stream_file(mut file: std::fs::File, into: &mut dyn FnMut(&[u8])) -> io::Resu
 /// What a snapshot file's metadata says of its identity and last change: device, inode,
 /// size, and modification and status-change times to the nanosecond. Any write to the file,
 /// a truncation, a rename over it, a `chmod` or a replacement by another file moves at least
-/// one of them (the status-change time cannot be set from user space), so a file whose
+/// one of them (the kernel sets the status-change time to the current time on any change,
+/// and no call sets it to a chosen value; only moving the system clock could), so a file whose
 /// stamp equals the one taken when its bytes were last checked has not been changed through
 /// the file system since. What it cannot see is damage below the file system (a bad sector,
 /// a flipped bit on the medium): the periodic full read is for that (see
