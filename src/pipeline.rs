@@ -1123,7 +1123,8 @@ impl Ctx<'_> {
                 .into_iter(),
             _ => Vec::new().into_iter(),
         };
-        for c in &source.citations {
+        for (c, key) in source.citations.iter().zip(&source.keys) {
+            let key = key.to_string();
             let mut reuses = None;
             let (judgement, basis) = match (&assessment, &body) {
                 (Assessment::Document, Some(b)) => {
@@ -1149,7 +1150,7 @@ impl Ctx<'_> {
                                 )));
                             };
                             let baseline_ref =
-                                known.judging.get(&c.key()).and_then(|j| j.baseline.clone());
+                                known.judging.get(&key).and_then(|j| j.baseline.clone());
                             if !texts.contains_key(&c.selector) {
                                 let t = extract_bounded(
                                     bytes.clone(),
@@ -1185,11 +1186,17 @@ impl Ctx<'_> {
                 }
             };
             out.verdicts.push(judgement.verdict);
-            let citation = citation_ref(c);
             let citation_stored = known
                 .judging
-                .get(&citation.key)
+                .get(&key)
                 .is_some_and(|j| j.baseline.is_some());
+            let citation = CitationRef {
+                key,
+                offering: c.offering.clone(),
+                dimension: c.dimension.clone(),
+                url: c.url.clone(),
+                quote: c.quote.clone(),
+            };
             verdicts.push(VerdictRecord {
                 citation,
                 citation_stored,
@@ -1227,7 +1234,7 @@ impl Ctx<'_> {
         let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
         let keys: Vec<String> = sources
             .iter()
-            .flat_map(|s| s.citations.iter().map(|c| c.key()))
+            .flat_map(|s| s.keys.iter().map(|k| k.to_string()))
             .collect();
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         Ok(Known {
@@ -1328,10 +1335,13 @@ impl Ctx<'_> {
         source
             .citations
             .iter()
-            .map(|c| {
-                let context = known.judging.get(&c.key());
+            .zip(&source.keys)
+            .map(|(c, key)| {
+                let key = key.to_string();
+                let context = known.judging.get(&key);
                 let basis = verdict::basis(
                     c,
+                    &key,
                     hash,
                     content_type,
                     context

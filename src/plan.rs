@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use url::Url;
 
 use crate::fetch::host_key;
-use crate::registry::{Citation, Registry};
+use crate::registry::{Citation, CitationKey, Registry};
 
 /// One URL to fetch (plainly or in a browser) and the citations judged on it.
 #[derive(Debug, Clone)]
@@ -19,6 +19,8 @@ pub struct PlannedSource<'a> {
     pub render: crate::registry::Render,
     /// Every citation of this URL.
     pub citations: Vec<&'a Citation>,
+    /// Their identity keys, in the same order (computed once per run, not per use).
+    pub keys: Vec<CitationKey>,
 }
 
 /// One host's sources, fetched one after another at the host's pace.
@@ -93,6 +95,7 @@ pub fn plan<'a>(registry: &'a Registry, scope: &Scope) -> Plan<'a> {
         let key = (url.as_str().to_string(), c.render);
         if let Some(&(h, s)) = url_index.get(&key) {
             hosts[h].sources[s].citations.push(c);
+            hosts[h].sources[s].keys.push(c.identity());
             continue;
         }
         let host = host_key(&url);
@@ -107,6 +110,7 @@ pub fn plan<'a>(registry: &'a Registry, scope: &Scope) -> Plan<'a> {
             url,
             render: c.render,
             citations: vec![c],
+            keys: vec![c.identity()],
         });
         url_index.insert(key, (h, hosts[h].sources.len() - 1));
     }

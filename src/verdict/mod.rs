@@ -281,8 +281,12 @@ pub const ENGINE: u32 = 1;
 /// `a_quote_judged_against_its_own_page_reads_as_a_first_reading` holds [`judge`] to that), so
 /// the run after a first reading re-uses it too. A citation without a quote is not: its first
 /// reading says so in its detail.
+///
+/// `key` is the citation's identity key ([`Citation::key`]), passed in because the run
+/// already has it (a SHA-256 per citation saved).
 pub fn basis(
     citation: &Citation,
+    key: &str,
     snapshot: &str,
     content_type: Option<&str>,
     baseline: Option<&str>,
@@ -302,7 +306,7 @@ pub fn basis(
     part(Some(&ENGINE.to_string()));
     part(Some(snapshot));
     part(content_type);
-    part(Some(&citation.key()));
+    part(Some(key));
     part(citation.selector.as_deref());
     part(Some(&citation.absent.len().to_string()));
     for term in &citation.absent {
@@ -617,7 +621,7 @@ mod tests {
     fn every_part_of_a_basis_counts() {
         let c = citation(Some("Quote"), &["x"]);
         let b = |c: &Citation, snap, ct, base, moved, redirects| {
-            basis(c, snap, ct, base, moved, redirects)
+            basis(c, &c.key(), snap, ct, base, moved, redirects)
         };
         let reference = b(&c, "s1", Some("text/html"), Some("b1"), None, "");
         assert_eq!(
