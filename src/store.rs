@@ -142,7 +142,6 @@ async fn insert_values<R>(
 }
 
 /// A `fetches` row of a group (see [`Store::record_fetches`]), in the statement's order.
-#[derive(serde::Serialize)]
 struct FetchParam<'a>(
     i64,
     i64,
@@ -165,7 +164,6 @@ struct FetchParam<'a>(
 
 /// A `verdicts` row of a group, in the statement's order (a re-used judgement's text fields
 /// empty, its `reuses` set).
-#[derive(serde::Serialize)]
 struct VerdictParam<'a>(
     i64,
     i64,

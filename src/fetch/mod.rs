@@ -150,25 +150,36 @@ pub struct Exchange {
 /// A request's head as citewatch sends it (reqwest adds `Accept-Encoding` itself; it is
 /// written here as reqwest sends it).
 fn request_head(url: &Url, user_agent: &str, headers: &reqwest::header::HeaderMap) -> String {
-    let mut target = url.path().to_string();
+    let host = url.host_str().unwrap_or("");
+    let mut head = String::with_capacity(384);
+    head.push_str("GET ");
+    head.push_str(url.path());
     if let Some(q) = url.query() {
-        target.push('?');
-        target.push_str(q);
+        head.push('?');
+        head.push_str(q);
     }
-    let host = match url.port() {
-        Some(p) => format!("{}:{p}", url.host_str().unwrap_or("")),
-        None => url.host_str().unwrap_or("").to_string(),
-    };
-    let mut head = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {user_agent}\r\n");
-    for (name, value) in headers {
-        head.push_str(&format!(
-            "{}: {}\r\n",
-            name.as_str(),
-            String::from_utf8_lossy(value.as_bytes())
-        ));
+    head.push_str(" HTTP/1.1\r\nHost: ");
+    head.push_str(host);
+    if let Some(p) = url.port() {
+        head.push(':');
+        head.push_str(&p.to_string());
     }
+    head.push_str("\r\nUser-Agent: ");
+    head.push_str(user_agent);
+    head.push_str("\r\n");
+    push_header_lines(&mut head, headers);
     head.push_str("Accept-Encoding: gzip, br, deflate\r\n\r\n");
     head
+}
+
+/// Appends `name: value` CRLF lines, one per header (a value that is not UTF-8 written lossily).
+fn push_header_lines(head: &mut String, headers: &reqwest::header::HeaderMap) {
+    for (name, value) in headers {
+        head.push_str(name.as_str());
+        head.push_str(": ");
+        head.push_str(&String::from_utf8_lossy(value.as_bytes()));
+        head.push_str("\r\n");
+    }
 }
 
 /// A response's status line and headers as received.
@@ -181,18 +192,14 @@ fn response_head(resp: &reqwest::Response) -> String {
         _ => "HTTP/1.1",
     };
     let status = resp.status();
-    let mut head = format!(
-        "{version} {} {}\r\n",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or("")
-    );
-    for (name, value) in resp.headers() {
-        head.push_str(&format!(
-            "{}: {}\r\n",
-            name.as_str(),
-            String::from_utf8_lossy(value.as_bytes())
-        ));
-    }
+    let mut head = String::with_capacity(256);
+    head.push_str(version);
+    head.push(' ');
+    head.push_str(status.as_str());
+    head.push(' ');
+    head.push_str(status.canonical_reason().unwrap_or(""));
+    head.push_str("\r\n");
+    push_header_lines(&mut head, resp.headers());
     head.push_str("\r\n");
     head
 }
@@ -1121,6 +1128,35 @@ fn last_meaningful(chain: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exchange_heads_are_written_as_sent_and_received() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("accept-language", "en".parse().unwrap());
+        headers.insert("if-none-match", "\"v1\"".parse().unwrap());
+        let url = Url::parse("http://127.0.0.1:8080/a/b?c=1&d").unwrap();
+        assert_eq!(
+            request_head(&url, "citewatch/0 (+x)", &headers),
+            "GET /a/b?c=1&d HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: citewatch/0 (+x)\r\n\
+             accept-language: en\r\nif-none-match: \"v1\"\r\n\
+             Accept-Encoding: gzip, br, deflate\r\n\r\n"
+        );
+        let url = Url::parse("https://example.org/").unwrap();
+        assert_eq!(
+            request_head(&url, "ua", &reqwest::header::HeaderMap::new()),
+            "GET / HTTP/1.1\r\nHost: example.org\r\nUser-Agent: ua\r\nAccept-Encoding: gzip, br, deflate\r\n\r\n"
+        );
+        let resp = axum::http::Response::builder()
+            .status(304)
+            .header("etag", "\"v1\"")
+            .header("x-odd", &b"caf\xe9"[..])
+            .body("")
+            .unwrap();
+        assert_eq!(
+            response_head(&reqwest::Response::from(resp)),
+            "HTTP/1.1 304 Not Modified\r\netag: \"v1\"\r\nx-odd: caf\u{fffd}\r\n\r\n"
+        );
+    }
 
     #[test]
     fn statuses_are_classified_once() {
