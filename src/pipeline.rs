@@ -1237,10 +1237,8 @@ impl Ctx<'_> {
             .flat_map(|s| s.keys.iter().map(|k| k.to_string()))
             .collect();
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        Ok(Known {
-            states: self.store.source_states(&urls).await?,
-            judging: self.store.judging_contexts(&keys).await?,
-        })
+        let (states, judging) = self.store.states_and_contexts(&urls, &keys).await?;
+        Ok(Known { states, judging })
     }
 
     /// Hands a finished fetch to the group committer; the answer comes once it is durable.

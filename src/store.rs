@@ -658,13 +658,19 @@ impl Store {
         // Measured on a quiet night at 100,000 citations (`perf stat`, copies of one state):
         // `pread` 4.2 M -> 2.1-2.5 M, `pwrite` 1.04 M -> 0.85 M, CPU 19.5 -> 17.7-18.7 s;
         // the first run unchanged (29.9 / 29.4 CPU-s, 130 / 128 MB peak).
+        // Neither pool pings a connection before handing it out: a SQLite connection lives in
+        // this process and cannot have been dropped by a peer, and the ping is a round trip
+        // to the connection's worker thread before every statement run on the pool (the
+        // first statement's error says as much as the ping would).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(opts.clone().pragma("cache_size", "-16384"))
             .await
             .map_err(err)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(3)
+            .test_before_acquire(false)
             .connect_with(opts)
             .await
             .map_err(err)?;
@@ -842,6 +848,33 @@ impl Store {
         &self,
         urls: &[&str],
     ) -> Result<std::collections::HashMap<String, SourceState>> {
+        let mut conn = self.writer.acquire().await.map_err(self.err())?;
+        self.source_states_on(&mut conn, urls).await
+    }
+
+    /// The state of these URLs and the judging contexts of these citation keys (as
+    /// [`Store::source_states`] and [`Store::judging_contexts`]), read on one connection
+    /// checked out once: every check-out of a pooled connection costs a round trip to its
+    /// worker thread when it goes back.
+    pub async fn states_and_contexts(
+        &self,
+        urls: &[&str],
+        keys: &[&str],
+    ) -> Result<(
+        std::collections::HashMap<String, SourceState>,
+        std::collections::HashMap<String, JudgingContext>,
+    )> {
+        let mut conn = self.writer.acquire().await.map_err(self.err())?;
+        let states = self.source_states_on(&mut conn, urls).await?;
+        let contexts = self.judging_contexts_on(&mut conn, keys).await?;
+        Ok((states, contexts))
+    }
+
+    async fn source_states_on(
+        &self,
+        conn: &mut SqliteConnection,
+        urls: &[&str],
+    ) -> Result<std::collections::HashMap<String, SourceState>> {
         let list = serde_json::to_string(urls).map_err(|e| self.encode_error(e))?;
         // One JSON value for the whole batch: SQLite hands over one value instead of a row
         // per URL, each of whose columns sqlx would copy and pass across its worker thread.
@@ -854,7 +887,7 @@ impl Store {
              WHERE url IN (SELECT value FROM json_each($1))",
         )
         .bind(list)
-        .fetch_one(&self.writer)
+        .fetch_one(&mut *conn)
         .await
         .map_err(self.err())?;
         let rows: Vec<SourceState> = match json {
@@ -888,6 +921,15 @@ impl Store {
         &self,
         keys: &[&str],
     ) -> Result<std::collections::HashMap<String, JudgingContext>> {
+        let mut conn = self.writer.acquire().await.map_err(self.err())?;
+        self.judging_contexts_on(&mut conn, keys).await
+    }
+
+    async fn judging_contexts_on(
+        &self,
+        conn: &mut SqliteConnection,
+        keys: &[&str],
+    ) -> Result<std::collections::HashMap<String, JudgingContext>> {
         let list = serde_json::to_string(keys).map_err(|e| self.encode_error(e))?;
         type Row = (
             String,
@@ -914,7 +956,7 @@ impl Store {
              LEFT JOIN verdicts o ON o.id = COALESCE(v.reuses, v.id)",
         )
         .bind(list)
-        .fetch_one(&self.writer)
+        .fetch_one(&mut *conn)
         .await
         .map_err(self.err())?;
         let rows: Vec<Row> = match json {
