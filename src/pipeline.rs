@@ -499,9 +499,9 @@ type CommitAnswer = tokio::sync::oneshot::Receiver<Result<crate::store::QueueDel
 const GROUP_COMMIT_MAX: usize = 1024;
 
 /// How long the group committer keeps a group open, at most, after its first fetch arrives,
-/// for others to join it. A host keeps fetching meanwhile (see [`COMMITS_IN_FLIGHT`]), so the
-/// window costs no wall time, only how soon finished fetches count; and busy hosts share one
-/// transaction instead of one each. A transaction costs the same statements and
+/// for others to join it. Short against fetches that take tens to thousands of
+/// milliseconds: a host keeps fetching meanwhile (see [`COMMITS_IN_FLIGHT`]), and busy hosts
+/// share one transaction instead of one each. A transaction costs the same statements and
 /// thread hand-overs whether it records one fetch or a hundred, and it rewrites every index
 /// page its rows land on (citation keys and URLs spread them over the whole index): fewer,
 /// larger groups write each such page once instead of once per group. Measured on a
@@ -511,10 +511,8 @@ const GROUP_COMMIT_MAX: usize = 1024;
 /// to 1,024 instead of 256 (`perf stat`): the 2,000-URL re-run `pwrite` 5.3-5.5 K -> 2.6 K.
 /// A quiet night at 100,000 citations, with a fixed 200 ms window and groups of up to
 /// 1,024 (two rounds): `pwrite` 842 K -> 568 K, `pread` -7 %, wall 18.7 and 22.1 -> 17.5
-/// and 18.0 s, peak RSS +6 MB. With at most 1 s and [`COMMITS_IN_FLIGHT`] 64 instead of
-/// 250 ms and 16, on that 2,000-URL re-run: `pwrite` 2.6 K -> 2.0 K, `futex` 595 -> 457,
-/// CPU median of nine alternating rounds 233 -> 218 ms, wall unchanged.
-const GROUP_COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_millis(1000);
+/// and 18.0 s, peak RSS +6 MB.
+const GROUP_COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// A group is committed early once no fetch has joined it for this long: when every host
 /// waits on its commits (see [`COMMITS_IN_FLIGHT`]) or the run is slow, waiting out the
@@ -526,7 +524,7 @@ const GROUP_COMMIT_GAP: std::time::Duration = std::time::Duration::from_millis(5
 /// counted before it is durable; a host abandoned at the run deadline leaves its in-flight
 /// fetches to be committed, uncounted (the summary then says too few URLs were done, never
 /// too many).
-const COMMITS_IN_FLIGHT: usize = 64;
+const COMMITS_IN_FLIGHT: usize = 16;
 
 /// Group commit: commits finished fetches as they arrive, each [`group`] of them in one
 /// transaction, and only then tells each sender. The group's staged snapshots are published
