@@ -388,10 +388,13 @@ pub async fn sync_expiry(
     // Only changes are written: citations expired now without an open `expired` item, and
     // open items whose citation is no longer expired. A check of a large registry whose
     // expiry did not move writes nothing.
-    let open: std::collections::HashSet<String> = store
+    // Keyed by the 16-byte key: no hex string per citation to look one up. A stored key that
+    // is not one citewatch writes matches no citation, as its string would not.
+    let open: std::collections::HashSet<crate::registry::CitationKey> = store
         .open_keys(verdict::EXPIRED)
         .await?
-        .into_iter()
+        .iter()
+        .filter_map(|k| crate::registry::CitationKey::from_hex(k))
         .collect();
     let mut expired = 0;
     let mut delta = QueueDelta::default();
@@ -403,10 +406,11 @@ pub async fn sync_expiry(
         let max = limits.get(c.dimension.as_str()).copied().flatten();
         let is = verdict::is_expired(cell.verified, max, today);
         expired += usize::from(is);
-        let key = c.key();
+        let key = c.identity();
         if is == open.contains(&key) {
             continue;
         }
+        let key = key.to_string();
         let (_, detail) = verdict::expiry(cell.verified, max, &c.dimension, today);
         checks.push(crate::store::ExpiryCheck {
             citation: CitationRef {
@@ -861,7 +865,8 @@ impl Ctx<'_> {
     ) -> Result<(FetchRecord, Vec<Staged>), RunError> {
         let state_key = state_key(source);
         let url = state_key.as_str();
-        let state = known.states.get(url).cloned().unwrap_or_default();
+        let no_state = crate::store::SourceState::default();
+        let state = known.states.get(url).unwrap_or(&no_state);
         // Conditional requests only when the body they would let us re-use is intact on disk,
         // checked here before every conditional request (a 304 then re-uses it): read and
         // its bytes checked against the hash recorded when it was stored, unless its file
@@ -926,7 +931,7 @@ impl Ctx<'_> {
                     fetch::permanent_target(outcome.redirects()),
                     &fetch::describe_chain(outcome.redirects()),
                 );
-                stored = self.stored_body(&state, hash, p.iter().any(|(_, j)| j.is_none()));
+                stored = self.stored_body(state, hash, p.iter().any(|(_, j)| j.is_none()));
                 priors = Some(p);
             }
             if stored.is_none() && validators != Validators::default() {
