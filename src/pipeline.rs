@@ -413,13 +413,7 @@ pub async fn sync_expiry(
         let key = key.to_string();
         let (_, detail) = verdict::expiry(cell.verified, max, &c.dimension, today);
         checks.push(crate::store::ExpiryCheck {
-            citation: CitationRef {
-                key,
-                offering: c.offering.clone(),
-                dimension: c.dimension.clone(),
-                url: c.url.clone(),
-                quote: c.quote.clone(),
-            },
+            citation: citation_ref(c, key),
             expired: is,
             detail,
             fingerprint: cell.verified.map(|d| d.to_string()).unwrap_or_default(),
@@ -436,10 +430,10 @@ pub async fn sync_expiry(
     Ok((expired, delta))
 }
 
-/// The stored identity of a citation.
-pub fn citation_ref(c: &Citation) -> CitationRef {
+/// The stored identity of a citation whose key (`Citation::key`) the caller already has.
+pub fn citation_ref(c: &Citation, key: String) -> CitationRef {
     CitationRef {
-        key: c.key(),
+        key,
         offering: c.offering.clone(),
         dimension: c.dimension.clone(),
         url: c.url.clone(),
@@ -1195,13 +1189,7 @@ impl Ctx<'_> {
                 .judging
                 .get(&key)
                 .is_some_and(|j| j.baseline.is_some());
-            let citation = CitationRef {
-                key,
-                offering: c.offering.clone(),
-                dimension: c.dimension.clone(),
-                url: c.url.clone(),
-                quote: c.quote.clone(),
-            };
+            let citation = citation_ref(c, key);
             verdicts.push(VerdictRecord {
                 citation,
                 citation_stored,
