@@ -90,6 +90,39 @@ fn json_rows<T: serde::Serialize>(rows: &[T], bytes_per_row: usize) -> serde_jso
 /// were the largest single part of the run's user-space work.
 const VALUES_CHUNKS: [usize; 4] = [64, 16, 4, 1];
 
+/// The recorded state of a batch of URLs (`$1`: a JSON array of them), as one JSON value:
+/// SQLite hands over one value instead of a row per URL, each of whose columns sqlx would
+/// copy and pass across its worker thread. Each element is a [`SourceState`]'s fields in
+/// declaration order.
+macro_rules! source_states_sql {
+    () => {
+        "SELECT json_group_array(json_array(url, last_good_snapshot, sources.content_type, etag, last_modified,
+                consecutive_failures, first_failure_at, last_good_words, s.xxh3, s.size,
+                s.checked_at, s.stamp))
+         FROM sources LEFT JOIN snapshots s ON s.hash = sources.last_good_snapshot
+         WHERE url IN (SELECT value FROM json_each($1))"
+    };
+}
+const SOURCE_STATES_SQL: &str = source_states_sql!();
+
+/// What judging a batch of citations rests on (`$2`: a JSON array of their keys), as one
+/// JSON value: per citation its key, baseline snapshot and that snapshot's Content-Type, and
+/// of its latest judgement the basis, verdict, detail, fingerprint, other reasons and the
+/// row holding its text. Only what re-using the judgement needs: its link, location, near
+/// match and text hash stay in that row (a re-use names it; migration 0012).
+macro_rules! judging_contexts_sql {
+    () => {
+        "SELECT json_group_array(json_array(k.value, s.hash, s.content_type,
+                o.basis, v.verdict, o.detail, o.fingerprint, o.also, o.id))
+         FROM json_each($2) k
+         LEFT JOIN citations c ON c.key = k.value
+         LEFT JOIN snapshots s ON s.hash = c.baseline_snapshot
+         LEFT JOIN verdicts v ON v.id = (SELECT MAX(id) FROM verdicts w WHERE w.citation_key = k.value)
+         LEFT JOIN verdicts o ON o.id = COALESCE(v.reuses, v.id)"
+    };
+}
+const JUDGING_CONTEXTS_SQL: &str = judging_contexts_sql!();
+
 /// `head` (an `INSERT INTO t (…)` naming `cols` columns), `rows` row tuples of `?`, `tail`.
 fn values_sql(head: &str, cols: usize, rows: usize, tail: &str) -> String {
     let mut row = String::with_capacity(2 * cols + 2);
@@ -864,10 +897,31 @@ impl Store {
         std::collections::HashMap<String, SourceState>,
         std::collections::HashMap<String, JudgingContext>,
     )> {
+        let url_list = serde_json::to_string(urls).map_err(|e| self.encode_error(e))?;
+        let key_list = serde_json::to_string(keys).map_err(|e| self.encode_error(e))?;
         let mut conn = self.writer.acquire().await.map_err(self.err())?;
-        let states = self.source_states_on(&mut conn, urls).await?;
-        let contexts = self.judging_contexts_on(&mut conn, keys).await?;
-        Ok((states, contexts))
+        // Both statements in one query: one round trip to the worker thread, not two. Each
+        // returns one row (an aggregate), in the order written.
+        let rows: Vec<(Option<String>,)> = sqlx::query_as(concat!(
+            source_states_sql!(),
+            ";\n",
+            judging_contexts_sql!()
+        ))
+        .bind(url_list)
+        .bind(key_list)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(self.err())?;
+        let [(states,), (contexts,)] = <[(Option<String>,); 2]>::try_from(rows).map_err(|r| {
+            self.decode_error(format!(
+                "the batch read returned {} rows instead of 2",
+                r.len()
+            ))
+        })?;
+        Ok((
+            self.source_states_from(states)?,
+            self.judging_contexts_from(contexts)?,
+        ))
     }
 
     async fn source_states_on(
@@ -876,20 +930,19 @@ impl Store {
         urls: &[&str],
     ) -> Result<std::collections::HashMap<String, SourceState>> {
         let list = serde_json::to_string(urls).map_err(|e| self.encode_error(e))?;
-        // One JSON value for the whole batch: SQLite hands over one value instead of a row
-        // per URL, each of whose columns sqlx would copy and pass across its worker thread.
-        // Each element is a `SourceState`'s fields in declaration order.
-        let (json,): (Option<String>,) = sqlx::query_as(
-            "SELECT json_group_array(json_array(url, last_good_snapshot, sources.content_type, etag, last_modified,
-                    consecutive_failures, first_failure_at, last_good_words, s.xxh3, s.size,
-                    s.checked_at, s.stamp))
-             FROM sources LEFT JOIN snapshots s ON s.hash = sources.last_good_snapshot
-             WHERE url IN (SELECT value FROM json_each($1))",
-        )
-        .bind(list)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(self.err())?;
+        let (json,): (Option<String>,) = sqlx::query_as(SOURCE_STATES_SQL)
+            .bind(list)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(self.err())?;
+        self.source_states_from(json)
+    }
+
+    /// The states read by [`SOURCE_STATES_SQL`], by URL.
+    fn source_states_from(
+        &self,
+        json: Option<String>,
+    ) -> Result<std::collections::HashMap<String, SourceState>> {
         let rows: Vec<SourceState> = match json {
             Some(json) => serde_json::from_str(&json).map_err(|e| self.decode_error(e))?,
             None => Vec::new(),
@@ -931,6 +984,20 @@ impl Store {
         keys: &[&str],
     ) -> Result<std::collections::HashMap<String, JudgingContext>> {
         let list = serde_json::to_string(keys).map_err(|e| self.encode_error(e))?;
+        let (json,): (Option<String>,) = sqlx::query_as(JUDGING_CONTEXTS_SQL)
+            .bind(None::<String>)
+            .bind(list)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(self.err())?;
+        self.judging_contexts_from(json)
+    }
+
+    /// The contexts read by [`JUDGING_CONTEXTS_SQL`], by citation key.
+    fn judging_contexts_from(
+        &self,
+        json: Option<String>,
+    ) -> Result<std::collections::HashMap<String, JudgingContext>> {
         type Row = (
             String,
             Option<String>,
@@ -940,46 +1007,14 @@ impl Store {
             Option<String>,
             Option<String>,
             Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
             Option<i64>,
         );
-        let (json,): (Option<String>,) = sqlx::query_as(
-            "SELECT json_group_array(json_array(k.value, s.hash, s.content_type,
-                    o.basis, v.verdict, o.detail, o.text_hash, o.fingerprint, o.found, o.also, o.link, o.location, o.id))
-             FROM json_each($1) k
-             LEFT JOIN citations c ON c.key = k.value
-             LEFT JOIN snapshots s ON s.hash = c.baseline_snapshot
-             LEFT JOIN verdicts v ON v.id = (SELECT MAX(id) FROM verdicts w WHERE w.citation_key = k.value)
-             LEFT JOIN verdicts o ON o.id = COALESCE(v.reuses, v.id)",
-        )
-        .bind(list)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(self.err())?;
         let rows: Vec<Row> = match json {
             Some(json) => serde_json::from_str(&json).map_err(|e| self.decode_error(e))?,
             None => Vec::new(),
         };
         let mut out = std::collections::HashMap::with_capacity(rows.len());
-        for (
-            key,
-            baseline,
-            baseline_ct,
-            basis,
-            verdict,
-            detail,
-            text_hash,
-            fingerprint,
-            found,
-            also,
-            link,
-            location,
-            row,
-        ) in rows
-        {
+        for (key, baseline, baseline_ct, basis, verdict, detail, fingerprint, also, row) in rows {
             // As `baseline`: a baseline whose snapshot row is missing is no baseline.
             let baseline = baseline.map(|b| (b, baseline_ct));
             let latest = match (basis, verdict, detail, fingerprint, row) {
@@ -987,12 +1022,12 @@ impl Store {
                     judgement_from(
                         &verdict,
                         detail,
-                        text_hash,
+                        None,
                         fingerprint,
-                        found,
+                        None,
                         also.as_deref(),
-                        link,
-                        location,
+                        None,
+                        None,
                     )
                     .map(|judgement| Prior {
                         basis,
@@ -2275,7 +2310,9 @@ pub struct JudgingContext {
 pub struct Prior {
     /// What it was decided on ([`crate::verdict::basis`]).
     pub basis: String,
-    /// The judgement.
+    /// The judgement, as far as re-using it needs: its verdict, detail, fingerprint and
+    /// other reasons. Its text hash, near match, link and location are left out (`None`):
+    /// they stay in the row that holds its text, which a re-use names.
     pub judgement: crate::verdict::Judgement,
     /// The verdict row that holds its text (the one it was first written in).
     pub row: i64,
@@ -2873,7 +2910,15 @@ mod group_tests {
                     let (judgement, row) = contexts[&v.citation.key]
                         .judgement_on(v.basis.as_deref().unwrap())
                         .expect("the previous judgement, on the same basis");
-                    assert_eq!(judgement, v.judgement);
+                    // What re-use needs comes back; the text stays in the row it names.
+                    let reusable = crate::verdict::Judgement {
+                        text_hash: None,
+                        found: None,
+                        link: None,
+                        location: None,
+                        ..v.judgement.clone()
+                    };
+                    assert_eq!(judgement, reusable);
                     // Re-used, the original row run after run (ids 1 and 2 are run 1's).
                     assert!(!compact || row <= 2, "re-use of row {row}");
                     v.reuses = compact.then_some(row);

@@ -892,12 +892,14 @@ impl Fetcher {
                 req = req.header(header::IF_MODIFIED_SINCE, lm);
             }
         }
-        let request = req
-            .try_clone()
-            .and_then(|r| r.build().ok())
-            .map(|r| request_head(url, &self.cfg.user_agent, r.headers()))
-            .unwrap_or_default();
-        let resp = req.send().await.map_err(|e| classify_error(&e))?;
+        // Built once: its head is recorded from the very request that is sent.
+        let built = req.build().map_err(|e| classify_error(&e))?;
+        let request = request_head(url, &self.cfg.user_agent, built.headers());
+        let resp = self
+            .client
+            .execute(built)
+            .await
+            .map_err(|e| classify_error(&e))?;
         self.pacer.after_request(&host);
         Ok(Sent {
             request,
