@@ -59,7 +59,8 @@ pub const AUTO_AUTHOR: &str = "citewatch";
 /// Handle to the SQLite database.
 #[derive(Clone)]
 pub struct Store {
-    /// Connections for reading (and the few single-statement writes).
+    /// Connections for reading, opened on first use. A run never needs one: it reads and
+    /// writes on `writer` only (one connection, one worker thread, a warm cache).
     pool: SqlitePool,
     /// The one connection every write transaction runs on ([`Store::write_tx`]).
     writer: SqlitePool,
@@ -701,12 +702,13 @@ impl Store {
             .connect_with(opts.clone().pragma("cache_size", "-16384"))
             .await
             .map_err(err)?;
+        // Readers connect on first use: a run reads on the writing connection (whose cache
+        // holds what it wrote), and a connection opened for nothing costs a thread, a file
+        // open and a parse of the schema.
         let pool = SqlitePoolOptions::new()
             .max_connections(3)
             .test_before_acquire(false)
-            .connect_with(opts)
-            .await
-            .map_err(err)?;
+            .connect_lazy_with(opts);
         sqlx::migrate!("./migrations")
             .run(&writer)
             .await
@@ -757,7 +759,7 @@ impl Store {
         .bind(ts(now))
         .bind(urls)
         .bind(citations)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await
         .map_err(self.err())?;
         Ok(row.0)
@@ -771,7 +773,7 @@ impl Store {
         let dead: Vec<(i64, String)> = sqlx::query_as(
             "SELECT id, started_at FROM runs WHERE status = 'running' ORDER BY id DESC",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writer)
         .await
         .map_err(&e)?;
         let mut resume = None;
@@ -784,7 +786,7 @@ impl Store {
             sqlx::query("UPDATE runs SET status = 'failed', finished_at = $2 WHERE id = $1")
                 .bind(id)
                 .bind(ts(now))
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(&e)?;
         }
@@ -792,7 +794,7 @@ impl Store {
         let urls: Vec<(String,)> =
             sqlx::query_as("SELECT DISTINCT url FROM fetches WHERE run_id = $1")
                 .bind(id)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.writer)
                 .await
                 .map_err(&e)?;
         Ok(Some((id, urls.into_iter().map(|u| u.0).collect())))
@@ -814,7 +816,7 @@ impl Store {
             })
             .bind(abnormal)
             .bind(run_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(self.err())?;
         Ok(())
@@ -1558,7 +1560,7 @@ impl Store {
             "SELECT citation_key FROM reverify_queue WHERE status = 'open' AND reason = $1",
         )
         .bind(reason)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writer)
         .await
         .map_err(self.err())?;
         Ok(rows.into_iter().map(|r| r.0).collect())
@@ -1570,7 +1572,7 @@ impl Store {
             "UPDATE reverify_queue SET last_seen = $1 WHERE status = 'open' AND reason = 'expired'",
         )
         .bind(ts(now))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(self.err())?;
         Ok(())
@@ -1586,7 +1588,7 @@ impl Store {
     ) -> Result<u32> {
         let open: Vec<(i64, String)> =
             sqlx::query_as("SELECT id, citation_key FROM reverify_queue WHERE status = 'open'")
-                .fetch_all(&self.pool)
+                .fetch_all(&self.writer)
                 .await
                 .map_err(self.err())?;
         // A key that is not even one of ours names no citation of the registry either.
@@ -1619,7 +1621,7 @@ impl Store {
         )
         .bind(ts(now))
         .bind(list)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(self.err())?;
         Ok(r.rows_affected() as u32)
