@@ -987,6 +987,7 @@ impl Store {
     ) -> Result<std::collections::HashMap<String, JudgingContext>> {
         let list = serde_json::to_string(keys).map_err(|e| self.encode_error(e))?;
         let (json,): (Option<String>,) = sqlx::query_as(JUDGING_CONTEXTS_SQL)
+            // `$1` belongs to the states' statement of the batch read; unused here.
             .bind(None::<String>)
             .bind(list)
             .fetch_one(&mut *conn)
