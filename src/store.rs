@@ -104,7 +104,6 @@ macro_rules! source_states_sql {
          WHERE url IN (SELECT value FROM json_each($1))"
     };
 }
-const SOURCE_STATES_SQL: &str = source_states_sql!();
 
 /// What judging a batch of citations rests on (`$2`: a JSON array of their keys), as one
 /// JSON value: per citation its key, baseline snapshot and that snapshot's Content-Type, and
@@ -122,7 +121,6 @@ macro_rules! judging_contexts_sql {
          LEFT JOIN verdicts o ON o.id = COALESCE(v.reuses, v.id)"
     };
 }
-const JUDGING_CONTEXTS_SQL: &str = judging_contexts_sql!();
 
 /// `head` (an `INSERT INTO t (…)` naming `cols` columns), `rows` row tuples of `?`, `tail`.
 fn values_sql(head: &str, cols: usize, rows: usize, tail: &str) -> String {
@@ -883,8 +881,7 @@ impl Store {
         &self,
         urls: &[&str],
     ) -> Result<std::collections::HashMap<String, SourceState>> {
-        let mut conn = self.writer.acquire().await.map_err(self.err())?;
-        self.source_states_on(&mut conn, urls).await
+        Ok(self.states_and_contexts(urls, &[]).await?.0)
     }
 
     /// The state of these URLs and the judging contexts of these citation keys (as
@@ -926,21 +923,7 @@ impl Store {
         ))
     }
 
-    async fn source_states_on(
-        &self,
-        conn: &mut SqliteConnection,
-        urls: &[&str],
-    ) -> Result<std::collections::HashMap<String, SourceState>> {
-        let list = serde_json::to_string(urls).map_err(|e| self.encode_error(e))?;
-        let (json,): (Option<String>,) = sqlx::query_as(SOURCE_STATES_SQL)
-            .bind(list)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(self.err())?;
-        self.source_states_from(json)
-    }
-
-    /// The states read by [`SOURCE_STATES_SQL`], by URL.
+    /// The states read by `source_states_sql!`, by URL.
     fn source_states_from(
         &self,
         json: Option<String>,
@@ -976,27 +959,10 @@ impl Store {
         &self,
         keys: &[&str],
     ) -> Result<std::collections::HashMap<String, JudgingContext>> {
-        let mut conn = self.writer.acquire().await.map_err(self.err())?;
-        self.judging_contexts_on(&mut conn, keys).await
+        Ok(self.states_and_contexts(&[], keys).await?.1)
     }
 
-    async fn judging_contexts_on(
-        &self,
-        conn: &mut SqliteConnection,
-        keys: &[&str],
-    ) -> Result<std::collections::HashMap<String, JudgingContext>> {
-        let list = serde_json::to_string(keys).map_err(|e| self.encode_error(e))?;
-        let (json,): (Option<String>,) = sqlx::query_as(JUDGING_CONTEXTS_SQL)
-            // `$1` belongs to the states' statement of the batch read; unused here.
-            .bind(None::<String>)
-            .bind(list)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(self.err())?;
-        self.judging_contexts_from(json)
-    }
-
-    /// The contexts read by [`JUDGING_CONTEXTS_SQL`], by citation key.
+    /// The contexts read by `judging_contexts_sql!`, by citation key.
     fn judging_contexts_from(
         &self,
         json: Option<String>,
