@@ -310,7 +310,13 @@ pub async fn run(
     }
     // Lost evidence in archived copies: after the fetches, within the run's deadline (and at
     // most ten minutes); the archive failing never fails the run.
-    if !summary.deadline_hit {
+    if !summary.deadline_hit
+        && archive_follow_up_needed(
+            opts.archive.submit,
+            resumed.is_none() && panics.is_empty() && summary.unfinished == 0,
+            summary.verdicts.keys(),
+        )
+    {
         let budget = deadline.min(tokio::time::Instant::now() + ARCHIVE_BUDGET);
         summary.archive = crate::archive::follow_up(
             registry,
@@ -375,6 +381,20 @@ async fn read_snapshot(
     }))
 }
 
+/// Whether the archive follow-up has anything to act on. It acts only on citations whose
+/// latest verdict is lost (and, when captures are requested, verified). When this run
+/// judged every citation of its scope (`judged_all`: nothing left unfinished, no part done
+/// by an earlier process of a resumed run, no URL lost to an internal error) and none of
+/// `verdicts` (the words it recorded) is lost, no citation qualifies, and reading every
+/// citation's latest verdict to find that out is skipped.
+fn archive_follow_up_needed<'v>(
+    submit: bool,
+    judged_all: bool,
+    mut verdicts: impl Iterator<Item = &'v verdict::Verdict>,
+) -> bool {
+    submit || !judged_all || verdicts.any(|v| crate::archive::LOST.contains(v))
+}
+
 /// Evaluates the age policy for every citation (optionally of one offering) against `now`,
 /// opening or closing `expired` items. Returns the number expired.
 pub async fn sync_expiry(
@@ -406,6 +426,10 @@ pub async fn sync_expiry(
         let max = limits.get(c.dimension.as_str()).copied().flatten();
         let is = verdict::is_expired(cell.verified, max, today);
         expired += usize::from(is);
+        // Not expired and no open item to close: nothing to write, and no key to compute.
+        if !is && open.is_empty() {
+            continue;
+        }
         let key = c.identity();
         if is == open.contains(&key) {
             continue;
@@ -1569,6 +1593,47 @@ mod tests {
             let _ = stopped.await;
         });
         (rx, stop)
+    }
+
+    /// The archive follow-up is skipped only when the run itself shows that no citation
+    /// of its scope can have lost evidence.
+    #[test]
+    fn the_archive_follow_up_is_skipped_only_when_nothing_can_be_lost() {
+        use verdict::Verdict::*;
+        let quiet = [Verified, Verified, Unreachable];
+        // A whole run that lost nothing: skipped.
+        assert!(!archive_follow_up_needed(false, true, quiet.iter()));
+        assert!(!archive_follow_up_needed(false, true, [].iter()));
+        // Captures requested: verified evidence is acted on too.
+        assert!(archive_follow_up_needed(true, true, quiet.iter()));
+        // Part of the scope judged elsewhere (resumed, unfinished, an internal error): its
+        // latest verdicts are not all in this run's words.
+        assert!(archive_follow_up_needed(false, false, quiet.iter()));
+        // Every lost word counts, and only those.
+        for lost in crate::archive::LOST {
+            assert!(archive_follow_up_needed(
+                false,
+                true,
+                [Verified, lost].iter()
+            ));
+        }
+        for word in [
+            Verified,
+            Drifted,
+            ContextChanged,
+            Missing,
+            Unchanged,
+            Changed,
+            Appeared,
+            Unreachable,
+            Gone,
+            Blocked,
+            Moved,
+            Pending,
+        ] {
+            let lost = crate::archive::LOST.contains(&word);
+            assert_eq!(archive_follow_up_needed(false, true, [word].iter()), lost);
+        }
     }
 
     const MAX: usize = 8;
