@@ -395,7 +395,7 @@ impl browser::Gate for Fetcher {
         url: &'a Url,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>> {
         Box::pin(async move {
-            match self.robots_for(url).await {
+            match &*self.robots_for(url).await {
                 RobotsRules::Rules(r) if !r.allowed(&self.agent, url.as_str()) => {
                     return Err(format!(
                         "robots.txt of {} disallows it for {}",
@@ -430,7 +430,7 @@ pub struct Fetcher {
     global: Semaphore,
     /// robots.txt per origin, fetched at most once per run (the cell makes concurrent askers
     /// wait for the one fetch).
-    robots: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<RobotsRules>>>>,
+    robots: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<RobotsRules>>>>>,
     /// The product token matched against robots.txt groups (`citewatch`).
     agent: String,
 }
@@ -581,7 +581,7 @@ impl Fetcher {
                     None,
                 );
             }
-            match self.robots_for(&current).await {
+            match &*self.robots_for(&current).await {
                 RobotsRules::Rules(r) if !r.allowed(&self.agent, current.as_str()) => {
                     let detail = format!(
                         "robots.txt of {} disallows {} for {}",
@@ -599,7 +599,10 @@ impl Fetcher {
                     class: FailureClass::Blocked,
                     detail,
                 } => {
-                    return (failed(FailureClass::Blocked, None, detail, hops), None);
+                    return (
+                        failed(FailureClass::Blocked, None, detail.clone(), hops),
+                        None,
+                    );
                 }
                 RobotsRules::Unreachable { detail, .. } => {
                     let detail = format!(
@@ -758,7 +761,7 @@ impl Fetcher {
     pub async fn browser_preflight(&self, url: &Url) -> Result<(), (FailureClass, String)> {
         guard::check_host(url, self.cfg.addresses)
             .map_err(|r| (FailureClass::Blocked, r.to_string()))?;
-        match self.robots_for(url).await {
+        match &*self.robots_for(url).await {
             RobotsRules::Rules(r) if !r.allowed(&self.agent, url.as_str()) => {
                 return Err((
                     FailureClass::Blocked,
@@ -773,7 +776,7 @@ impl Fetcher {
             RobotsRules::Rules(_) => {}
             RobotsRules::Unreachable { class, detail } => {
                 return Err((
-                    class,
+                    *class,
                     format!("robots.txt of {} could not be read ({detail})", origin(url)),
                 ));
             }
@@ -881,9 +884,11 @@ impl Fetcher {
             .get(url.clone())
             .header(
                 header::ACCEPT,
-                "text/html,application/xhtml+xml,application/pdf;q=0.9,text/plain;q=0.8,*/*;q=0.5",
+                header::HeaderValue::from_static(
+                    "text/html,application/xhtml+xml,application/pdf;q=0.9,text/plain;q=0.8,*/*;q=0.5",
+                ),
             )
-            .header(header::ACCEPT_LANGUAGE, "en");
+            .header(header::ACCEPT_LANGUAGE, header::HeaderValue::from_static("en"));
         if let Some(v) = validators {
             if let Some(etag) = &v.etag {
                 req = req.header(header::IF_NONE_MATCH, etag);
@@ -909,8 +914,9 @@ impl Fetcher {
         })
     }
 
-    /// The robots.txt rules of `url`'s origin, fetching them on first use in this run.
-    pub async fn robots_for(&self, url: &Url) -> RobotsRules {
+    /// The robots.txt rules of `url`'s origin, fetching them on first use in this run;
+    /// shared, not copied, for every URL of the origin.
+    pub async fn robots_for(&self, url: &Url) -> Arc<RobotsRules> {
         let key = origin(url);
         let cell = {
             let mut map = self
@@ -930,7 +936,7 @@ impl Fetcher {
                 self.pacer
                     .set_min_interval(&host, delay.min(MAX_CRAWL_DELAY));
             }
-            rules
+            Arc::new(rules)
         })
         .await
         .clone()
