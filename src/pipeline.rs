@@ -1599,7 +1599,7 @@ mod tests {
     /// of its scope can have lost evidence.
     #[test]
     fn the_archive_follow_up_is_skipped_only_when_nothing_can_be_lost() {
-        use verdict::Verdict::*;
+        use verdict::Verdict::{self, Unreachable, Verified};
         let quiet = [Verified, Verified, Unreachable];
         // A whole run that lost nothing: skipped.
         assert!(!archive_follow_up_needed(false, true, quiet.iter()));
@@ -1617,20 +1617,7 @@ mod tests {
                 [Verified, lost].iter()
             ));
         }
-        for word in [
-            Verified,
-            Drifted,
-            ContextChanged,
-            Missing,
-            Unchanged,
-            Changed,
-            Appeared,
-            Unreachable,
-            Gone,
-            Blocked,
-            Moved,
-            Pending,
-        ] {
+        for word in Verdict::ALL {
             let lost = crate::archive::LOST.contains(&word);
             assert_eq!(archive_follow_up_needed(false, true, [word].iter()), lost);
         }
