@@ -1,10 +1,11 @@
-//! The store: citewatch's state in SQLite (runs, fetches, sources, citations, verdicts and the
-//! re-verification queue).
+//! The store: citewatch's state in SQLite (runs, fetches, sources, citations, verdicts and
+//! their confirmations, and the re-verification queue).
 //!
 //! An I/O edge. Migrations in `migrations/` are embedded at compile time and applied on open;
 //! queries are plain SQL with `.bind()` (no build-time database). Each finished fetch is
 //! recorded by [`Store::record_fetch`] in one `BEGIN IMMEDIATE` transaction — snapshot row,
-//! fetch row, source state, verdicts and queue changes together — so a run killed at any
+//! fetch row, source state, verdicts (a judgement re-used: a confirmation of the row holding
+//! it) and queue changes together — so a run killed at any
 //! moment loses only what was in flight. The queue keeps one open row per (citation, reason);
 //! a repeated sighting moves `last_seen`, and a closed item is not reopened while the state
 //! behind it (its fingerprint) is unchanged.
@@ -122,6 +123,25 @@ macro_rules! judging_contexts_sql {
     };
 }
 
+/// When the judgement of verdicts row `$v` was last checked: the `fetched_at` of its latest
+/// confirmation (a later fetch that re-used it, migration 0014), else the row's own
+/// `decided_at`. One seek in `confirmations_latest`, which holds the fetch too.
+macro_rules! checked_at_sql {
+    ($v:literal) => {
+        concat!(
+            "COALESCE((SELECT f.fetched_at FROM confirmations k JOIN fetches f ON f.id = k.fetch_id
+                       WHERE k.verdict_id = COALESCE(",
+            $v,
+            ".reuses, ",
+            $v,
+            ".id)
+                       ORDER BY k.run_id DESC LIMIT 1), ",
+            $v,
+            ".decided_at)"
+        )
+    };
+}
+
 /// `head` (an `INSERT INTO t (…)` naming `cols` columns), `rows` row tuples of `?`, `tail`.
 fn values_sql(head: &str, cols: usize, rows: usize, tail: &str) -> String {
     let mut row = String::with_capacity(2 * cols + 2);
@@ -194,8 +214,8 @@ struct FetchParam<'a>(
     Option<&'a str>,
 );
 
-/// A `verdicts` row of a group, in the statement's order (a re-used judgement's text fields
-/// empty, its `reuses` set).
+/// A `verdicts` row of a group, in the statement's order (a judgement made afresh: a re-used
+/// one is a confirmation, migration 0014).
 struct VerdictParam<'a>(
     i64,
     i64,
@@ -211,7 +231,6 @@ struct VerdictParam<'a>(
     Option<&'a str>,
     Option<&'a str>,
     Option<String>,
-    Option<i64>,
 );
 
 /// Parses a stored timestamp.
@@ -832,15 +851,37 @@ impl Store {
         Ok(rows)
     }
 
-    /// Every verdict of runs from `first_run` on: (run id, citation key, verdict word).
+    /// Every verdict of runs from `first_run` on, by run: (run id, citation key, verdict
+    /// word), one per citation a run judged, whether judged afresh (a verdicts row) or
+    /// re-used (a confirmation, migration 0014). Should a run have judged a citation twice,
+    /// its later judgement (by fetch) is the run's.
     pub async fn verdicts_since_run(&self, first_run: i64) -> Result<Vec<(i64, String, String)>> {
-        sqlx::query_as(
-            "SELECT run_id, citation_key, verdict FROM verdicts WHERE run_id >= $1 ORDER BY run_id",
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT run_id, citation_key, verdict FROM (
+                 SELECT run_id, fetch_id, citation_key, verdict FROM verdicts WHERE run_id >= $1
+                 UNION ALL
+                 SELECT k.run_id, k.fetch_id, o.citation_key, o.verdict
+                 FROM confirmations k JOIN verdicts o ON o.id = k.verdict_id WHERE k.run_id >= $1)
+             ORDER BY run_id, fetch_id",
         )
         .bind(first_run)
         .fetch_all(&self.pool)
         .await
-        .map_err(self.err())
+        .map_err(self.err())?;
+        let mut at: std::collections::HashMap<(i64, String), usize> =
+            std::collections::HashMap::with_capacity(rows.len());
+        let mut out: Vec<(i64, String, String)> = Vec::with_capacity(rows.len());
+        for (run, key, verdict) in rows {
+            match at.entry((run, key)) {
+                std::collections::hash_map::Entry::Occupied(e) => out[*e.get()].2 = verdict,
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let key = e.key().1.clone();
+                    e.insert(out.len());
+                    out.push((run, key, verdict));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The latest run and how far it got, if any run was recorded.
@@ -1307,6 +1348,7 @@ impl Store {
         // items the judgement no longer raises.
         let mut citations = Vec::new();
         let mut verdicts = Vec::new();
+        let mut confirmations: Vec<(i64, i64, i64)> = Vec::new();
         let mut closing = Vec::new();
         // Which fetch of the group first judged a citation: its queue changes count there.
         let mut owner: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
@@ -1330,28 +1372,13 @@ impl Store {
                         first_baseline,
                     ));
                 }
-                verdicts.push(match v.reuses {
-                    // The judgement's text is in the row it re-uses (migration 0012).
-                    Some(row) => VerdictParam(
-                        rec.run_id,
-                        last + 1 + i as i64,
-                        &c.key,
-                        j.verdict.as_str(),
-                        "",
-                        None,
-                        v.snapshot_hash.as_deref(),
-                        None,
-                        at,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        Some(row),
-                    ),
+                match v.reuses {
+                    // Nothing the judgement rests on changed: it stands as recorded in `row`,
+                    // confirmed by this fetch (migration 0014).
+                    Some(row) => confirmations.push((rec.run_id, row, last + 1 + i as i64)),
                     None => {
                         let also: Vec<&str> = j.also.iter().map(|a| a.as_str()).collect();
-                        VerdictParam(
+                        verdicts.push(VerdictParam(
                             rec.run_id,
                             last + 1 + i as i64,
                             &c.key,
@@ -1366,10 +1393,9 @@ impl Store {
                             v.basis.as_deref(),
                             Some(&j.fingerprint),
                             Some(also.join(",")),
-                            None,
-                        )
+                        ));
                     }
-                });
+                }
                 // Only a reading of the content can show a content problem is gone; a failed
                 // fetch leaves content items alone. Expiry is synced separately.
                 if j.verdict.read_content() {
@@ -1398,23 +1424,16 @@ impl Store {
             .map_err(&e)?;
         }
         if !verdicts.is_empty() {
-            // A second judgement of a citation in one run replaces the first; should it re-use
-            // the very row it replaces, that row keeps its text (a row never names itself).
+            // A second judgement of a citation in one run replaces the first.
             insert_values(
                 tx,
-                "INSERT INTO verdicts (run_id, fetch_id, citation_key, verdict, detail, text_hash, snapshot_hash, found, decided_at, link, location, basis, fingerprint, also, reuses)",
-                15,
+                "INSERT INTO verdicts (run_id, fetch_id, citation_key, verdict, detail, text_hash, snapshot_hash, found, decided_at, link, location, basis, fingerprint, also)",
+                14,
                 "ON CONFLICT(run_id, citation_key) DO UPDATE SET fetch_id = excluded.fetch_id, verdict = excluded.verdict,
                     snapshot_hash = excluded.snapshot_hash, decided_at = excluded.decided_at,
-                    detail = IIF(excluded.reuses IS verdicts.id, verdicts.detail, excluded.detail),
-                    text_hash = IIF(excluded.reuses IS verdicts.id, verdicts.text_hash, excluded.text_hash),
-                    found = IIF(excluded.reuses IS verdicts.id, verdicts.found, excluded.found),
-                    link = IIF(excluded.reuses IS verdicts.id, verdicts.link, excluded.link),
-                    location = IIF(excluded.reuses IS verdicts.id, verdicts.location, excluded.location),
-                    basis = IIF(excluded.reuses IS verdicts.id, verdicts.basis, excluded.basis),
-                    fingerprint = IIF(excluded.reuses IS verdicts.id, verdicts.fingerprint, excluded.fingerprint),
-                    also = IIF(excluded.reuses IS verdicts.id, verdicts.also, excluded.also),
-                    reuses = IIF(excluded.reuses IS verdicts.id, verdicts.reuses, excluded.reuses)",
+                    detail = excluded.detail, text_hash = excluded.text_hash, found = excluded.found,
+                    link = excluded.link, location = excluded.location, basis = excluded.basis,
+                    fingerprint = excluded.fingerprint, also = excluded.also, reuses = NULL",
                 &verdicts,
                 |q, v| {
                     q.bind(v.0)
@@ -1431,8 +1450,20 @@ impl Store {
                         .bind(v.11)
                         .bind(v.12)
                         .bind(v.13.as_deref())
-                        .bind(v.14)
                 },
+            )
+            .await
+            .map_err(&e)?;
+        }
+        if !confirmations.is_empty() {
+            // A judgement confirmed twice in one run: the later fetch confirmed it last.
+            insert_values(
+                tx,
+                "INSERT INTO confirmations (run_id, verdict_id, fetch_id)",
+                3,
+                "ON CONFLICT(run_id, verdict_id) DO UPDATE SET fetch_id = excluded.fetch_id",
+                &confirmations,
+                |q, k| q.bind(k.0).bind(k.1).bind(k.2),
             )
             .await
             .map_err(&e)?;
@@ -1597,9 +1628,13 @@ impl Store {
     /// The latest verdict of every citation that has one, with its baseline.
     pub async fn latest_verdicts(&self) -> Result<Vec<LatestVerdict>> {
         sqlx::query_as(
-            "SELECT v.citation_key, v.verdict, COALESCE(o.detail, v.detail) AS detail, v.snapshot_hash, o.found, v.decided_at, o.link, o.location, c.baseline_snapshot, c.baseline_at
+            concat!(
+                "SELECT v.citation_key, v.verdict, COALESCE(o.detail, v.detail) AS detail, v.snapshot_hash, o.found, ",
+                checked_at_sql!("v"),
+                " AS decided_at, o.link, o.location, c.baseline_snapshot, c.baseline_at
              FROM citations c JOIN verdicts v ON v.id = (SELECT MAX(w.id) FROM verdicts w WHERE w.citation_key = c.key)
-             LEFT JOIN verdicts o ON o.id = COALESCE(v.reuses, v.id)",
+             LEFT JOIN verdicts o ON o.id = COALESCE(v.reuses, v.id)"
+            ),
         )
         .fetch_all(&self.pool)
         .await
@@ -1658,24 +1693,33 @@ impl Store {
         // (a row deleted by hand), the citation still comes back, with an empty detail.
         let sql: &'static str = match columns {
             VerdictColumns::Words => {
-                "SELECT json_group_array(json_array(v.citation_key, v.verdict, '', NULL, NULL, v.decided_at, NULL, NULL, NULL, NULL))
+                concat!(
+                    "SELECT json_group_array(json_array(v.citation_key, v.verdict, '', NULL, NULL, ",
+                    checked_at_sql!("v"),
+                    ", NULL, NULL, NULL, NULL))
                         FILTER (WHERE v.id IS NOT NULL AND ($3 IS NULL OR v.verdict IN (SELECT value FROM json_each($3)))),
                         MAX(x.cr), COUNT(*)
                  FROM (SELECT c.rowid AS cr, (SELECT MAX(w.id) FROM verdicts w WHERE w.citation_key = c.key) AS vid
                        FROM citations c WHERE c.rowid > $1 ORDER BY c.rowid LIMIT $2) x
                  LEFT JOIN verdicts v ON v.id = x.vid"
+                )
             }
             VerdictColumns::Shown => {
-                "SELECT json_group_array(json_array(v.citation_key, v.verdict, COALESCE(o.detail, v.detail), NULL, o.found, v.decided_at, o.link, o.location, NULL, NULL))
+                concat!(
+                    "SELECT json_group_array(json_array(v.citation_key, v.verdict, COALESCE(o.detail, v.detail), NULL, o.found, ",
+                    checked_at_sql!("v"),
+                    ", o.link, o.location, NULL, NULL))
                         FILTER (WHERE v.id IS NOT NULL AND ($3 IS NULL OR v.verdict IN (SELECT value FROM json_each($3)))),
                         MAX(x.cr), COUNT(*)
                  FROM (SELECT c.rowid AS cr, (SELECT MAX(w.id) FROM verdicts w WHERE w.citation_key = c.key) AS vid
                        FROM citations c WHERE c.rowid > $1 ORDER BY c.rowid LIMIT $2) x
                  LEFT JOIN verdicts v ON v.id = x.vid
                  LEFT JOIN verdicts o ON o.id = COALESCE(v.reuses, v.id)"
+                )
             }
             VerdictColumns::Reported => {
-                "SELECT json_group_array(json_array(y.citation_key, y.verdict,
+                concat!(
+                    "SELECT json_group_array(json_array(y.citation_key, y.verdict,
                         CASE WHEN y.keep THEN y.detail ELSE '' END, CASE WHEN y.keep THEN y.snapshot_hash END,
                         CASE WHEN y.keep THEN y.found END, y.decided_at, CASE WHEN y.keep THEN y.link END,
                         CASE WHEN y.keep THEN y.location END, CASE WHEN y.keep THEN y.bs END,
@@ -1683,7 +1727,9 @@ impl Store {
                         FILTER (WHERE y.id IS NOT NULL AND ($3 IS NULL OR y.verdict IN (SELECT value FROM json_each($3)))),
                         MAX(y.cr), COUNT(*)
                  FROM (SELECT x.cr, x.bs, x.ba, v.id, v.citation_key, v.verdict, COALESCE(o.detail, v.detail) AS detail, v.snapshot_hash, o.found,
-                              v.decided_at, o.link, o.location,
+                              ",
+                    checked_at_sql!("v"),
+                    " AS decided_at, o.link, o.location,
                               (v.snapshot_hash IS NOT x.bs
                                OR EXISTS (SELECT 1 FROM reverify_queue q WHERE q.citation_key = v.citation_key AND q.status = 'open')) AS keep
                        FROM (SELECT c.rowid AS cr, c.baseline_snapshot AS bs, c.baseline_at AS ba,
@@ -1691,9 +1737,13 @@ impl Store {
                              FROM citations c WHERE c.rowid > $1 ORDER BY c.rowid LIMIT $2) x
                        LEFT JOIN verdicts v ON v.id = x.vid
                        LEFT JOIN verdicts o ON o.id = COALESCE(v.reuses, v.id)) y"
+                )
             }
             VerdictColumns::All => {
-                "SELECT json_group_array(json_array(v.citation_key, v.verdict, COALESCE(o.detail, v.detail), v.snapshot_hash, o.found, v.decided_at, o.link, o.location, x.bs, x.ba))
+                concat!(
+                    "SELECT json_group_array(json_array(v.citation_key, v.verdict, COALESCE(o.detail, v.detail), v.snapshot_hash, o.found, ",
+                    checked_at_sql!("v"),
+                    ", o.link, o.location, x.bs, x.ba))
                         FILTER (WHERE v.id IS NOT NULL AND ($3 IS NULL OR v.verdict IN (SELECT value FROM json_each($3)))),
                         MAX(x.cr), COUNT(*)
                  FROM (SELECT c.rowid AS cr, c.baseline_snapshot AS bs, c.baseline_at AS ba,
@@ -1701,6 +1751,7 @@ impl Store {
                        FROM citations c WHERE c.rowid > $1 ORDER BY c.rowid LIMIT $2) x
                  LEFT JOIN verdicts v ON v.id = x.vid
                  LEFT JOIN verdicts o ON o.id = COALESCE(v.reuses, v.id)"
+                )
             }
         };
         let words = match words {
@@ -2155,7 +2206,10 @@ impl Store {
         sqlx::query_as(
             "SELECT r.id, r.started_at, r.finished_at, r.status, r.ended, r.urls, r.citations,
                     (SELECT COUNT(DISTINCT f.url) FROM fetches f WHERE f.run_id = r.id) AS urls_done,
-                    (SELECT COUNT(*) FROM verdicts v WHERE v.run_id = r.id) AS citations_judged
+                    (SELECT COUNT(*) FROM (SELECT v.citation_key FROM verdicts v WHERE v.run_id = r.id
+                                           UNION
+                                           SELECT o.citation_key FROM confirmations k JOIN verdicts o ON o.id = k.verdict_id
+                                           WHERE k.run_id = r.id)) AS citations_judged
              FROM runs r WHERE r.id = $1",
         )
         .bind(id)
@@ -2843,10 +2897,11 @@ mod group_tests {
         assert_eq!(rows.len(), 3);
     }
 
-    /// A judgement re-used is stored once: the re-using rows hold the run's own fields and
-    /// name the full row, always the original (a re-use of a re-use included); every reader
-    /// returns exactly what it returns when every run writes the judgement out in full; a row
-    /// replaced within its run by a re-use of itself keeps its text.
+    /// A judgement re-used is stored once: each re-use is a confirmation naming the full row,
+    /// always the original (a re-use of a re-use included); every reader returns exactly
+    /// what it returns when every run writes the judgement out in full, when it was last
+    /// checked included; a run's confirmations count as its judgements; a row confirmed
+    /// within its own run keeps its text.
     #[tokio::test]
     async fn a_reused_judgement_is_stored_once_and_read_back_whole() {
         let dir = tempfile::tempdir().unwrap();
@@ -2892,10 +2947,11 @@ mod group_tests {
                     assert!(!compact || row <= 2, "re-use of row {row}");
                     v.reuses = compact.then_some(row);
                 }
-                store
-                    .record_fetch(&not_modified(run, a, "h1", verdicts))
-                    .await
-                    .unwrap();
+                // Each night at its own time: when a citation was last checked is the
+                // latest re-use's time, however the re-use is stored.
+                let mut night = not_modified(run, a, "h1", verdicts);
+                night.fetched_at = now + chrono::TimeDelta::days(run - 1);
+                store.record_fetch(&night).await.unwrap();
             }
             let (stored,): (i64,) = sqlx::query_as(
                 "SELECT COUNT(*) FROM verdicts WHERE detail <> '' AND fingerprint IS NOT NULL",
@@ -2939,8 +2995,8 @@ mod group_tests {
                 read.push(format!("{:?}", store.item_evidence(item.id).await.unwrap()));
             }
             let resolved: Vec<(String,)> = sqlx::query_as(
-                "SELECT json_array(id, run_id, fetch_id, citation_key, verdict, detail, text_hash, snapshot_hash, found, decided_at, link, location, basis, fingerprint, also)
-                 FROM verdicts_resolved ORDER BY id",
+                "SELECT json_array(run_id, fetch_id, citation_key, verdict, detail, text_hash, snapshot_hash, found, decided_at, link, location, basis, fingerprint, also)
+                 FROM verdicts_resolved ORDER BY run_id, fetch_id, citation_key",
             )
             .fetch_all(store.pool())
             .await
@@ -2953,7 +3009,34 @@ mod group_tests {
                 .iter()
                 .any(|r| r.contains("Drifted") || r.contains("drifted"))
         );
+        assert!(
+            seen[0].iter().any(|r| r.contains("2026-11-28T03:00:00")),
+            "the last night's time is read back: {:?}",
+            seen[0]
+        );
         assert_eq!(seen[0], seen[1]);
+        // Re-used, a judgement is confirmed: no verdicts row of its own (migration 0014).
+        let store = Store::open(&dir.path().join("true.db")).await.unwrap();
+        let counts: (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM verdicts), (SELECT COUNT(*) FROM confirmations)",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(counts, (2, 4));
+        let run = store.run_record(3).await.unwrap().unwrap();
+        assert_eq!(run.citations_judged, 2, "a confirmation counts as judged");
+        let history = store.verdicts_since_run(2).await.unwrap();
+        assert_eq!(
+            history,
+            vec![
+                (2, key(1), "verified".to_string()),
+                (2, key(2), "drifted".to_string()),
+                (3, key(1), "verified".to_string()),
+                (3, key(2), "drifted".to_string()),
+            ]
+        );
+        store.close().await;
 
         // Run 4 writes a full row, then (as a second judgement of the same citation in the
         // same run would) a re-use of that very row: it keeps its text.
@@ -2979,9 +3062,18 @@ mod group_tests {
                 .unwrap();
         assert_eq!((detail.as_str(), reuses), ("missing after all", None));
 
-        // A database whose re-used row went missing (deleted by hand with foreign keys off):
-        // no citation drops out of any reader; the text is empty, the word still there, and
-        // the judging context has no previous judgement, so the next run judges afresh.
+        // Run 4's confirmation of its own row counts once, the row's.
+        let run = store.run_record(4).await.unwrap().unwrap();
+        assert_eq!(run.citations_judged, 1);
+        assert_eq!(
+            store.verdicts_since_run(4).await.unwrap(),
+            vec![(4, key(1), "missing".to_string())]
+        );
+
+        // A database whose confirmed row went missing (deleted by hand with foreign keys off):
+        // its confirmations name nothing and are passed over; the citation has no verdict
+        // left (never checked, as far as the store can tell: the gate holds it unchecked),
+        // and the judging context has no previous judgement, so the next run judges afresh.
         let mut conn = store.pool().acquire().await.unwrap();
         sqlx::query("PRAGMA foreign_keys = OFF")
             .execute(&mut *conn)
@@ -2999,20 +3091,13 @@ mod group_tests {
             VerdictColumns::All,
         ] {
             let latest = store.latest_verdicts_by_key(columns).await.unwrap();
-            assert_eq!(latest.len(), 2, "{columns:?}");
-            let two = latest
-                .iter()
-                .find(|(k, _)| k.to_string() == key(2))
-                .map(|(_, v)| v)
-                .unwrap();
-            assert_eq!(two.verdict(), "drifted", "{columns:?}");
+            assert_eq!(latest.len(), 1, "{columns:?}");
+            assert!(latest.iter().all(|(k, _)| k.to_string() == key(1)));
         }
         let rows = store.latest_verdicts().await.unwrap();
-        assert_eq!(rows.len(), 2);
-        assert!(
-            rows.iter()
-                .any(|r| r.citation_key == key(2) && r.detail.is_empty())
-        );
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].citation_key, key(1));
+        assert_eq!(store.verdicts_since_run(1).await.unwrap().len(), 4);
         let contexts = store.judging_contexts(&key_refs).await.unwrap();
         assert!(contexts[&key(2)].latest.is_none());
     }

@@ -886,13 +886,20 @@ async fn judgements_are_reused_only_while_nothing_they_rest_on_changed() {
         "wording unchanged since baseline",
         "{second:?}"
     );
-    // Every run records a verdict for every citation, re-used or not.
+    // Every run records a judgement of every citation: a verdicts row when judged afresh,
+    // a confirmation of the row holding it when re-used (migration 0014).
     let store = env.store().await;
-    let (rows,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM verdicts")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-    assert_eq!(rows, 4);
+    let (rows, confirmed): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM verdicts), (SELECT COUNT(*) FROM confirmations)",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!((rows, confirmed), (3, 1));
+    assert_eq!(
+        store.run_record(2).await.unwrap().unwrap().citations_judged,
+        2
+    );
     store.close().await;
 
     let s3 = env.run_at("2026-08-03T00:00:00Z").await;
