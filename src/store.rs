@@ -3092,7 +3092,11 @@ mod group_tests {
         ] {
             let latest = store.latest_verdicts_by_key(columns).await.unwrap();
             assert_eq!(latest.len(), 1, "{columns:?}");
-            assert!(latest.iter().all(|(k, _)| k.to_string() == key(1)));
+            assert!(
+                latest
+                    .iter()
+                    .all(|(k, _)| k.to_string().as_str() == key(1).as_str())
+            );
         }
         let rows = store.latest_verdicts().await.unwrap();
         assert_eq!(rows.len(), 1);
