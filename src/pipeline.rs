@@ -465,6 +465,10 @@ pub fn citation_ref(c: &Citation, key: String) -> CitationRef {
     }
 }
 
+/// A citation's key, the basis it would be judged on, and its latest judgement (with the row
+/// holding it) when that rests on exactly this basis: see [`Ctx::priors`].
+type CitationBasis = (String, String, Option<(verdict::Judgement, i64)>);
+
 struct Ctx<'a> {
     /// The run's headless browser, launched when the first `render = "browser"` source comes.
     renderer: tokio::sync::OnceCell<Result<fetch::browser::Renderer, String>>,
@@ -949,7 +953,7 @@ impl Ctx<'_> {
                     fetch::permanent_target(outcome.redirects()),
                     &fetch::describe_chain(outcome.redirects()),
                 );
-                stored = self.stored_body(state, hash, p.iter().any(|(_, j)| j.is_none()));
+                stored = self.stored_body(state, hash, p.iter().any(|(_, _, j)| j.is_none()));
                 priors = Some(p);
             }
             if stored.is_none() && validators != Validators::default() {
@@ -1147,11 +1151,10 @@ impl Ctx<'_> {
             _ => Vec::new().into_iter(),
         };
         for (c, key) in source.citations.iter().zip(&source.keys) {
-            let key = key.to_string();
             let mut reuses = None;
-            let (judgement, basis) = match (&assessment, &body) {
+            let (key, judgement, basis) = match (&assessment, &body) {
                 (Assessment::Document, Some(b)) => {
-                    let Some((basis, previous)) = priors.next() else {
+                    let Some((key, basis, previous)) = priors.next() else {
                         return Err(RunError::Internal(format!(
                             "{}: a citation without its basis",
                             crate::redact(url)
@@ -1195,9 +1198,10 @@ impl Ctx<'_> {
                             verdict::judge(c, &reading, baseline.as_ref(), self.opts.confirm, now)
                         }
                     };
-                    (judgement, Some(basis))
+                    (key, judgement, Some(basis))
                 }
                 (Assessment::Failure(f), _) => (
+                    key.to_string(),
                     verdict::judge(c, &f.reading(), None, self.opts.confirm, now),
                     None,
                 ),
@@ -1335,9 +1339,10 @@ impl Ctx<'_> {
         })
     }
 
-    /// Each citation of `source` in order: the basis it would be judged on in this body
-    /// (`hash`, as served with these redirects), and its latest judgement when that rests
-    /// on exactly this basis (re-used; `None`: to be judged afresh).
+    /// Each citation of `source` in order: its key ([`crate::registry::Citation::key`]), the
+    /// basis it would be judged on in this body (`hash`, as served with these redirects), and
+    /// its latest judgement when that rests on exactly this basis (re-used; `None`: to be
+    /// judged afresh).
     fn priors(
         &self,
         source: &PlannedSource<'_>,
@@ -1346,7 +1351,7 @@ impl Ctx<'_> {
         content_type: Option<&str>,
         moved_to: Option<&str>,
         redirects: &str,
-    ) -> Vec<(String, Option<(verdict::Judgement, i64)>)> {
+    ) -> Vec<CitationBasis> {
         source
             .citations
             .iter()
@@ -1366,7 +1371,7 @@ impl Ctx<'_> {
                     redirects,
                 );
                 let previous = context.and_then(|j| j.judgement_on(&basis));
-                (basis, previous)
+                (key, basis, previous)
             })
             .collect()
     }

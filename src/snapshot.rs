@@ -147,10 +147,17 @@ fn stream_file(mut file: std::fs::File, into: &mut dyn FnMut(&[u8])) -> io::Resu
 /// a flipped bit on the medium): the periodic full read is for that (see
 /// [`SnapshotStore::check_unless_unchanged`]). `None` where the platform gives no such times.
 pub fn stamp(meta: &std::fs::Metadata) -> Option<String> {
+    let mut out = String::new();
+    write_stamp(meta, &mut out).then_some(out)
+}
+
+/// Writes [`stamp`] into `out`; false (nothing written) where the platform has none.
+fn write_stamp(meta: &std::fs::Metadata, out: &mut impl std::fmt::Write) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        Some(format!(
+        write!(
+            out,
             "{}:{}:{}:{}.{:09}:{}.{:09}",
             meta.dev(),
             meta.ino(),
@@ -159,13 +166,34 @@ pub fn stamp(meta: &std::fs::Metadata) -> Option<String> {
             meta.mtime_nsec(),
             meta.ctime(),
             meta.ctime_nsec()
-        ))
+        )
+        .is_ok()
     }
     #[cfg(not(unix))]
     {
-        let _ = meta;
-        None
+        let _ = (meta, out);
+        false
     }
+}
+
+/// Whether the file's [`stamp`] is `recorded`, without building it: written piece by piece
+/// against the recorded text (this runs once per stored body on every night).
+fn stamp_is(meta: &std::fs::Metadata, recorded: &str) -> bool {
+    /// Matches what is written against the rest of `recorded`, failing at the first difference.
+    struct Against<'a>(&'a str);
+    impl std::fmt::Write for Against<'_> {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            match self.0.strip_prefix(s) {
+                Some(rest) => {
+                    self.0 = rest;
+                    Ok(())
+                }
+                None => Err(std::fmt::Error),
+            }
+        }
+    }
+    let mut rest = Against(recorded);
+    write_stamp(meta, &mut rest) && rest.0.is_empty()
 }
 
 /// How [`SnapshotStore::check_unless_unchanged`] found a stored snapshot intact.
@@ -213,7 +241,11 @@ impl SnapshotStore {
     /// Where the snapshot with this hash lives.
     pub fn path_of(&self, hash: &str) -> PathBuf {
         let fan = hash.get(..2).unwrap_or("xx");
-        self.dir.join(fan).join(hash)
+        let mut path = PathBuf::with_capacity(self.dir.as_os_str().len() + hash.len() + 8);
+        path.push(&self.dir);
+        path.push(fan);
+        path.push(hash);
+        path
     }
 
     /// Stores bytes (if not already stored) and returns their hash: [`SnapshotStore::stage`]
@@ -471,7 +503,7 @@ impl SnapshotStore {
             && let Ok(meta) = std::fs::metadata(&path)
             && meta.is_file()
             && size.is_none_or(|n| n == meta.len())
-            && stamp(&meta).as_deref() == Some(recorded)
+            && stamp_is(&meta, recorded)
         {
             return Ok(Checked::Unchanged);
         }
@@ -507,6 +539,27 @@ mod tests {
         // No temporary files are left behind.
         let names: Vec<_> = std::fs::read_dir(p.parent().unwrap()).unwrap().collect();
         assert_eq!(names.len(), 1);
+    }
+
+    /// The stamp compared in place says what comparing the built stamp says: equal only to
+    /// exactly the file's stamp, not to a prefix of it, a longer text or a neighbour's.
+    #[cfg(unix)]
+    #[test]
+    fn a_stamp_compared_in_place_matches_exactly_the_files_stamp() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, b"a").unwrap();
+        std::fs::write(&b, b"b").unwrap();
+        let meta = std::fs::metadata(&a).unwrap();
+        let own = stamp(&meta).unwrap();
+        assert!(stamp_is(&meta, &own));
+        assert!(!stamp_is(&meta, &own[..own.len() - 1]));
+        assert!(!stamp_is(&meta, &format!("{own}0")));
+        assert!(!stamp_is(&meta, ""));
+        assert!(!stamp_is(
+            &meta,
+            &stamp(&std::fs::metadata(&b).unwrap()).unwrap()
+        ));
     }
 
     /// A file whose stamp is the one recorded at its last full check is not read (a wrong
