@@ -2,8 +2,8 @@
 -- confirmation instead of a verdicts row: the run, the fetch that confirmed it, and the
 -- verdicts row holding the judgement (its first row, never a re-use). A quiet night at 2,000
 -- citations wrote 2,000 verdicts rows that each repeated a verdict word, a snapshot hash and
--- a citation key, with two text indexes to keep; a confirmation is three integers under one
--- integer key.
+-- a citation key, with two text indexes to keep; a confirmation is three integers, keyed by
+-- run and verdict.
 --
 -- Every run still records each citation it judged, either way: its verdicts rows plus its
 -- confirmations. When was a citation last checked: its latest verdicts row's `decided_at`,
