@@ -556,7 +556,7 @@ impl RecordedVerdict {
     pub fn found(&self) -> Option<&str> {
         self.field(Self::FOUND)
     }
-    /// When.
+    /// When the judgement was last checked: decided, or since confirmed (`checked_at_sql!`).
     pub fn decided_at(&self) -> &str {
         self.field(Self::DECIDED_AT).unwrap_or_default()
     }
@@ -671,7 +671,7 @@ pub struct LatestVerdict {
     pub snapshot_hash: Option<String>,
     /// Near-match variant.
     pub found: Option<String>,
-    /// When.
+    /// When the judgement was last checked: decided, or since confirmed (`checked_at_sql!`).
     pub decided_at: String,
     /// Live link to the quote.
     pub link: Option<String>,
@@ -856,32 +856,20 @@ impl Store {
     /// re-used (a confirmation, migration 0014). Should a run have judged a citation twice,
     /// its later judgement (by fetch) is the run's.
     pub async fn verdicts_since_run(&self, first_run: i64) -> Result<Vec<(i64, String, String)>> {
-        let rows: Vec<(i64, String, String)> = sqlx::query_as(
-            "SELECT run_id, citation_key, verdict FROM (
+        // SQLite takes the bare `verdict` from the row holding `MAX(fetch_id)` of each group.
+        let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+            "SELECT run_id, citation_key, verdict, MAX(fetch_id) FROM (
                  SELECT run_id, fetch_id, citation_key, verdict FROM verdicts WHERE run_id >= $1
                  UNION ALL
                  SELECT k.run_id, k.fetch_id, o.citation_key, o.verdict
                  FROM confirmations k JOIN verdicts o ON o.id = k.verdict_id WHERE k.run_id >= $1)
-             ORDER BY run_id, fetch_id",
+             GROUP BY run_id, citation_key ORDER BY run_id, citation_key",
         )
         .bind(first_run)
         .fetch_all(&self.pool)
         .await
         .map_err(self.err())?;
-        let mut at: std::collections::HashMap<(i64, String), usize> =
-            std::collections::HashMap::with_capacity(rows.len());
-        let mut out: Vec<(i64, String, String)> = Vec::with_capacity(rows.len());
-        for (run, key, verdict) in rows {
-            match at.entry((run, key)) {
-                std::collections::hash_map::Entry::Occupied(e) => out[*e.get()].2 = verdict,
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    let key = e.key().1.clone();
-                    e.insert(out.len());
-                    out.push((run, key, verdict));
-                }
-            }
-        }
-        Ok(out)
+        Ok(rows.into_iter().map(|(r, k, v, _)| (r, k, v)).collect())
     }
 
     /// The latest run and how far it got, if any run was recorded.
