@@ -356,8 +356,9 @@ fn settings(global: &GlobalArgs, fetch: Option<&FetchArgs>) -> Result<Settings, 
 
 /// Loads the registry, printing warnings; errors end the command with exit 2.
 fn load_registry(s: &Settings, quiet: bool) -> Result<Registry, Fail> {
-    let parsed =
-        registry::load(&s.registry).map_err(|e| Fail(Exit::Usage, format!("registry: {e}")))?;
+    let (parsed, cached) = registry::load_cached(&s.registry, &registry_cache_path(&s.db))
+        .map_err(|e| Fail(Exit::Usage, format!("registry: {e}")))?;
+    tracing::debug!(cached, "registry loaded");
     for p in &parsed.problems {
         if p.severity == Severity::Error || !quiet {
             eprintln!("{p}");
@@ -389,6 +390,14 @@ fn load_registry(s: &Settings, quiet: bool) -> Result<Registry, Fail> {
             ),
         )),
     }
+}
+
+/// Where the registry's parse cache lives: beside the database, named like SQLite's own
+/// companions (`citewatch.db-wal`), so what ignores those ignores it.
+fn registry_cache_path(db: &std::path::Path) -> std::path::PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push("-registry-cache");
+    std::path::PathBuf::from(p)
 }
 
 async fn open_store(s: &Settings) -> Result<Store, Fail> {

@@ -50,6 +50,20 @@ pub fn load(dir: &Path) -> Result<Parsed, LoadError> {
 pub fn load_with(dir: &Path, replacement: Option<(&Path, &str)>) -> Result<Parsed, LoadError> {
     let vocab = read(&dir.join("registry.toml"))?;
     let mut parser = Parser::new(&vocab);
+    for p in offering_paths(dir)? {
+        match replacement {
+            Some((path, text)) if path == p => parser.add_offering(&SourceFile {
+                path: p.clone(),
+                text: text.to_string(),
+            }),
+            _ => parser.add_offering(&read(&p)?),
+        }
+    }
+    Ok(parser.finish())
+}
+
+/// The offering files of the registry in `dir`: every `offerings/*.toml`, in name order.
+pub(super) fn offering_paths(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     let off_dir = dir.join("offerings");
     let entries = std::fs::read_dir(&off_dir).map_err(|source| LoadError::Io {
         path: off_dir.clone(),
@@ -67,14 +81,5 @@ pub fn load_with(dir: &Path, replacement: Option<(&Path, &str)>) -> Result<Parse
         }
     }
     paths.sort();
-    for p in paths {
-        match replacement {
-            Some((path, text)) if path == p => parser.add_offering(&SourceFile {
-                path: p.clone(),
-                text: text.to_string(),
-            }),
-            _ => parser.add_offering(&read(&p)?),
-        }
-    }
-    Ok(parser.finish())
+    Ok(paths)
 }

@@ -10,6 +10,7 @@
 //! The unvalidated shapes (`RawRegistry`, `RawOffering`, ...) are private: they exist only
 //! to carry spans so that problems can point at the line a person has to fix.
 
+mod cache;
 mod load;
 mod raw;
 
@@ -18,11 +19,12 @@ use std::fmt;
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use url::Url;
 
 pub mod edit;
+pub use cache::load_cached;
 pub use load::{LoadError, load, load_with, read};
 
 /// One registry file's path (as shown in messages) and its text.
@@ -35,7 +37,8 @@ pub struct SourceFile {
 }
 
 /// The validated registry.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Registry {
     /// Display name from `registry.toml`.
     pub name: String,
@@ -48,7 +51,8 @@ pub struct Registry {
 }
 
 /// An evidence grade such as `yes_public` (●).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Grade {
     /// Stable id used in offering files.
     pub id: String,
@@ -59,7 +63,8 @@ pub struct Grade {
 }
 
 /// A question every offering is graded on, e.g. SOC 2 Type II.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Dimension {
     /// Stable id used as the cell key.
     pub id: String,
@@ -74,7 +79,8 @@ pub struct Dimension {
 }
 
 /// An AI model as one provider serves it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Offering {
     /// Stable id, equal to the file stem.
     pub id: String,
@@ -95,7 +101,7 @@ pub struct Offering {
 }
 
 /// How confident the grader is in a cell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Confidence {
     /// Strong, direct evidence.
@@ -107,7 +113,8 @@ pub enum Confidence {
 }
 
 /// One offering's grade on one dimension, with its evidence.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Cell {
     /// The dimension id.
     pub dimension: String,
@@ -126,7 +133,7 @@ pub struct Cell {
 }
 
 /// How a source is fetched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Render {
     /// A plain HTTP GET.
@@ -137,7 +144,8 @@ pub enum Render {
 }
 
 /// One source entry of one cell: a URL, usually a quote, and what to watch for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Citation {
     /// Offering id.
     pub offering: String,
@@ -155,10 +163,17 @@ pub struct Citation {
     pub render: Render,
     /// An archived copy of the evidence (`archived = "URL"`), used instead of an archive lookup.
     pub archived: Option<String>,
-    /// File the citation is written in (shared by the citations of one file).
+    /// File the citation is written in (shared by the citations of one file; not in the
+    /// parse cache, which restores it from its offering's file).
+    #[serde(skip, default = "no_file")]
     pub file: std::sync::Arc<std::path::Path>,
     /// Line of its `[[cells.x.sources]]` header.
     pub line: usize,
+}
+
+/// A citation's file before the parse cache restores it (see [`cache`]).
+fn no_file() -> std::sync::Arc<std::path::Path> {
+    std::sync::Arc::from(std::path::Path::new(""))
 }
 
 impl Citation {
@@ -317,7 +332,7 @@ impl Registry {
 }
 
 /// How bad a problem is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Severity {
     /// The registry cannot be used until this is fixed.
     Error,
@@ -326,7 +341,8 @@ pub enum Severity {
 }
 
 /// A problem found in a registry file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Problem {
     /// File, as given in [`SourceFile::path`].
     pub file: PathBuf,
@@ -356,7 +372,8 @@ impl fmt::Display for Problem {
 }
 
 /// The result of parsing: a registry when no error was found, and every problem either way.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Parsed {
     /// `Some` exactly when `problems` holds no error.
     pub registry: Option<Registry>,
