@@ -222,6 +222,14 @@ pub async fn run(
         pb.set_length(plan.url_count() as u64);
     }
     let fetcher = Fetcher::new(opts.fetch.clone())?;
+    if plan
+        .hosts
+        .iter()
+        .flat_map(|h| &h.sources)
+        .any(|s| s.url.scheme() != "http")
+    {
+        fetcher.prepare_tls()?;
+    }
     let (commits, incoming) = tokio::sync::mpsc::channel(GROUP_COMMIT_MAX * 4);
     let committer = tokio::spawn(commit_loop(store.clone(), snapshots.clone(), incoming));
     let ctx = Ctx {

@@ -424,7 +424,13 @@ impl browser::Gate for Fetcher {
 
 /// The polite, guarded HTTP client.
 pub struct Fetcher {
-    client: reqwest::Client,
+    /// Sends every `http://` request. Its TLS settings are never used, so it is built without
+    /// loading the system's certificate roots (a few milliseconds a run).
+    plain: reqwest::Client,
+    /// Sends every `https://` request; built, with the system's roots, on first use or by
+    /// [`Fetcher::prepare_tls`]. The redirect chain is followed here, hop by hop, so each
+    /// hop goes to the client of its own scheme.
+    tls: std::sync::OnceLock<Result<reqwest::Client, String>>,
     cfg: FetchConfig,
     pacer: HostPacer,
     global: Semaphore,
@@ -466,7 +472,7 @@ struct Sent<'a> {
 /// The fetcher could not be built.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot build HTTP client: {0}")]
-pub struct BuildError(#[from] reqwest::Error);
+pub struct BuildError(String);
 
 /// `scheme://host:port` of a URL: the scope of a robots.txt.
 pub fn origin(url: &Url) -> String {
@@ -487,29 +493,66 @@ pub fn host_key(url: &Url) -> String {
     )
 }
 
+/// What both clients share: no redirects followed (the chain is followed hop by hop, each
+/// through the guard), no proxy, the guarded resolver, timeouts and header caps.
+fn client_builder(cfg: &FetchConfig) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .user_agent(cfg.user_agent.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(guard::GuardedResolver::new(cfg.addresses))
+        .timeout(cfg.timeout)
+        .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
+        // Header caps: at most 200 header lines over HTTP/1 (hyper also bounds its read
+        // buffer), 64 KiB of headers over HTTP/2.
+        .http1_max_headers(200)
+        .http2_max_header_list_size(64 * 1024)
+}
+
 impl Fetcher {
     /// Builds a fetcher.
     pub fn new(cfg: FetchConfig) -> Result<Self, BuildError> {
-        let client = reqwest::Client::builder()
-            .user_agent(cfg.user_agent.clone())
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .dns_resolver(guard::GuardedResolver::new(cfg.addresses))
-            .timeout(cfg.timeout)
-            .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
-            // Header caps: at most 200 header lines over HTTP/1 (hyper also bounds its read
-            // buffer), 64 KiB of headers over HTTP/2.
-            .http1_max_headers(200)
-            .http2_max_header_list_size(64 * 1024)
-            .build()?;
+        let plain = client_builder(&cfg)
+            .tls_certs_only(std::iter::empty())
+            .build()
+            .map_err(|e| BuildError(e.to_string()))?;
         Ok(Fetcher {
-            client,
+            plain,
+            tls: std::sync::OnceLock::new(),
             pacer: HostPacer::new(cfg.rate),
             global: Semaphore::new(cfg.concurrency.max(1)),
             robots: Mutex::new(HashMap::new()),
             agent: robots::product_token(&cfg.user_agent).to_ascii_lowercase(),
             cfg,
         })
+    }
+
+    /// Builds the `https://` client now. A run whose plan has an https source calls this
+    /// before fetching anything, so a client that cannot be built stops the run at once
+    /// instead of failing its https sources one by one.
+    pub fn prepare_tls(&self) -> Result<(), BuildError> {
+        self.tls_client().map(|_| ())
+    }
+
+    /// Whether the `https://` client has been built (by an https request or
+    /// [`Fetcher::prepare_tls`]).
+    pub fn tls_ready(&self) -> bool {
+        self.tls.get().is_some()
+    }
+
+    fn tls_client(&self) -> Result<&reqwest::Client, BuildError> {
+        self.tls
+            .get_or_init(|| client_builder(&self.cfg).build().map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| BuildError(e.clone()))
+    }
+
+    /// The client for this URL's scheme.
+    fn client_for(&self, url: &Url) -> Result<&reqwest::Client, BuildError> {
+        match url.scheme() {
+            "http" => Ok(&self.plain),
+            _ => self.tls_client(),
+        }
     }
 
     /// The configuration in force.
@@ -879,8 +922,13 @@ impl Fetcher {
         let Ok(global) = self.global.acquire().await else {
             return Err((FailureClass::Deferred, "request slots closed".into()));
         };
-        let mut req = self
-            .client
+        // Only an https client that failed to build (after the run's start checked it, so
+        // only for an https hop of an http source's redirects) stops a request here: the
+        // source is deferred, not judged.
+        let client = self
+            .client_for(url)
+            .map_err(|e| (FailureClass::Deferred, e.to_string()))?;
+        let mut req = client
             .get(url.clone())
             .header(
                 header::ACCEPT,
@@ -900,8 +948,7 @@ impl Fetcher {
         // Built once: its head is recorded from the very request that is sent.
         let built = req.build().map_err(|e| classify_error(&e))?;
         let request = request_head(url, &self.cfg.user_agent, built.headers());
-        let resp = self
-            .client
+        let resp = client
             .execute(built)
             .await
             .map_err(|e| classify_error(&e))?;

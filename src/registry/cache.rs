@@ -149,9 +149,17 @@ fn read_cache(cache: &Path, key: &str, registry_bytes: u64) -> Option<Parsed> {
         }
     };
     // Each citation's file is its offering's, shared as the parser shares it.
-    for o in parsed.registry.iter_mut().flat_map(|r| r.offerings.iter_mut()) {
+    for o in parsed
+        .registry
+        .iter_mut()
+        .flat_map(|r| r.offerings.iter_mut())
+    {
         let file: Arc<Path> = Arc::from(o.file.as_path());
-        for c in o.cells.iter_mut().flat_map(|cell| cell.citations.iter_mut()) {
+        for c in o
+            .cells
+            .iter_mut()
+            .flat_map(|cell| cell.citations.iter_mut())
+        {
             c.file = file.clone();
         }
     }
@@ -296,7 +304,12 @@ quote = "short"
             }
         }
         let keys = |p: &Parsed| -> Vec<String> {
-            p.registry.as_ref().unwrap().citations().map(|c| c.key()).collect()
+            p.registry
+                .as_ref()
+                .unwrap()
+                .citations()
+                .map(|c| c.key())
+                .collect()
         };
         assert_eq!(keys(&second), keys(&fresh));
     }
@@ -334,7 +347,11 @@ quote = "short"
         assert_eq!(p.registry.as_ref().unwrap().dimensions[0].question, "SOC2?");
 
         // A registry with errors is reported as parsed, from the cache too.
-        std::fs::write(&alpha, offering("alpha", "").replace("grade = \"yes\"", "grade = \"maybe\"")).unwrap();
+        std::fs::write(
+            &alpha,
+            offering("alpha", "").replace("grade = \"yes\"", "grade = \"maybe\""),
+        )
+        .unwrap();
         let (p, hit) = load_cached(&dir, &cache).unwrap();
         assert!(!hit);
         assert!(p.has_errors() && p.registry.is_none());

@@ -170,6 +170,36 @@ async fn redirect_loops_and_chains_are_bounded() {
     assert_eq!(site.hits("/r6"), 0);
 }
 
+/// http requests never build the https client (a run of http sources loads no certificate
+/// roots); an https hop — here the target of an http source's redirect — is sent by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_https_client_is_built_for_https_hops_only() {
+    let site = Site::start().await;
+    site.set("/p", Page::html("<p>plain</p>"));
+    let https = site.url("/p").replacen("http://", "https://", 1);
+    site.set("/up", Page::redirect(301, &https));
+    let f = fetcher(test_fetch_config());
+    assert!(body(&get(&f, &site.url("/p")).await).contains("plain"));
+    assert!(!f.tls_ready(), "an http fetch built the https client");
+    // Nothing speaks TLS on that port: the hop fails (its origin's robots.txt cannot be read),
+    // and nothing is judged on it.
+    let (class, detail) = failure(&get(&f, &site.url("/up")).await);
+    assert_eq!(class, FailureClass::Deferred, "{detail}");
+    assert!(
+        detail.contains("robots.txt of https://127.0.0.1"),
+        "{detail}"
+    );
+    assert!(
+        f.tls_ready(),
+        "the https hop did not go to the https client"
+    );
+    assert_eq!(site.hits("/p"), 1);
+
+    let g = fetcher(test_fetch_config());
+    g.prepare_tls().unwrap();
+    assert!(g.tls_ready());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_spelling_of_loopback_is_refused_without_a_connection() {
     let site = Site::start().await;
