@@ -473,6 +473,18 @@ pub fn citation_ref(c: &Citation, key: String) -> CitationRef {
     }
 }
 
+/// A fetch's HTTP exchanges as stored (JSON), written into a buffer sized for them up front
+/// (the heads are most of a quiet night's fetch row).
+fn exchanges_json(x: &[fetch::Exchange]) -> Option<String> {
+    let size: usize = x
+        .iter()
+        .map(|e| 64 + e.url.len() + e.request.len() + e.response.len())
+        .sum();
+    let mut buf = Vec::with_capacity(size + size / 8);
+    serde_json::to_writer(&mut buf, x).ok()?;
+    String::from_utf8(buf).ok()
+}
+
 /// A citation's key, the basis it would be judged on, and its latest judgement (with the row
 /// holding it) when that rests on exactly this basis: see [`Ctx::priors`].
 type CitationBasis = (String, String, Option<(verdict::Judgement, i64)>);
@@ -978,7 +990,7 @@ impl Ctx<'_> {
             FetchOutcome::Failed { .. } => None,
         }
         .filter(|x| !x.is_empty())
-        .and_then(|x| serde_json::to_string(x).ok());
+        .and_then(|x| exchanges_json(x));
         let redirects = fetch::describe_chain(outcome.redirects());
         let moved_to = fetch::permanent_target(outcome.redirects()).map(str::to_string);
         // The raw document beside a browser-rendered DOM.

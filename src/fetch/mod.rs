@@ -476,21 +476,29 @@ pub struct BuildError(String);
 
 /// `scheme://host:port` of a URL: the scope of a robots.txt.
 pub fn origin(url: &Url) -> String {
-    format!(
-        "{}://{}:{}",
-        url.scheme(),
-        url.host_str().unwrap_or(""),
-        url.port_or_known_default().unwrap_or(0)
-    )
+    let (scheme, host) = (url.scheme(), url.host_str().unwrap_or(""));
+    let mut s = String::with_capacity(scheme.len() + host.len() + 9);
+    s.push_str(scheme);
+    s.push_str("://");
+    s.push_str(host);
+    push_port(&mut s, url);
+    s
 }
 
 /// Host key for pacing: host and port, so distinct ports are distinct hosts.
 pub fn host_key(url: &Url) -> String {
-    format!(
-        "{}:{}",
-        url.host_str().unwrap_or(""),
-        url.port_or_known_default().unwrap_or(0)
-    )
+    let host = url.host_str().unwrap_or("");
+    let mut s = String::with_capacity(host.len() + 6);
+    s.push_str(host);
+    push_port(&mut s, url);
+    s
+}
+
+/// `:port` (the scheme's default when none is written). Built without the formatting
+/// machinery: [`origin`] and [`host_key`] are built for every request.
+fn push_port(s: &mut String, url: &Url) {
+    s.push(':');
+    s.push_str(itoa::Buffer::new().format(url.port_or_known_default().unwrap_or(0)));
 }
 
 /// What both clients share: no redirects followed (the chain is followed hop by hop, each
@@ -1183,6 +1191,36 @@ fn last_meaningful(chain: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The robots.txt scope and the pacing key: the scheme's default port when none is
+    /// written, hosts as the URL spells them (lower case, IPv6 in brackets).
+    #[test]
+    fn origins_and_host_keys_name_scheme_host_and_port() {
+        for (url, origin_is, host_is) in [
+            ("http://a.example/x", "http://a.example:80", "a.example:80"),
+            (
+                "https://A.Example/x?q",
+                "https://a.example:443",
+                "a.example:443",
+            ),
+            (
+                "https://a.example:8443/",
+                "https://a.example:8443",
+                "a.example:8443",
+            ),
+            (
+                "http://127.0.0.1:65535/",
+                "http://127.0.0.1:65535",
+                "127.0.0.1:65535",
+            ),
+            ("http://[::1]:8080/p", "http://[::1]:8080", "[::1]:8080"),
+            ("http://a.example:0/", "http://a.example:0", "a.example:0"),
+        ] {
+            let u = Url::parse(url).unwrap();
+            assert_eq!(origin(&u), origin_is, "{url}");
+            assert_eq!(host_key(&u), host_is, "{url}");
+        }
+    }
 
     #[test]
     fn exchange_heads_are_written_as_sent_and_received() {
