@@ -2584,6 +2584,24 @@ mod group_tests {
     /// The batched read (a JSON array per source, decoded by field order) returns exactly
     /// what the row read returns, for a source with every field set, one in a failure
     /// streak, and one URL with no state.
+    /// The bundled SQLite is built as `.cargo/config.toml` asks: without memory statistics
+    /// (a global mutex taken by every allocation).
+    #[tokio::test]
+    async fn sqlite_is_built_without_memory_statistics() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+        let mut conn = store.writer.acquire().await.unwrap();
+        let options: Vec<(String,)> =
+            sqlx::query_as("SELECT compile_options FROM pragma_compile_options")
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+        assert!(
+            options.iter().any(|(o,)| o == "DEFAULT_MEMSTATUS=0"),
+            "{options:?}"
+        );
+    }
+
     #[tokio::test]
     async fn batched_source_states_agree_with_the_row_read() {
         let dir = tempfile::tempdir().unwrap();
