@@ -4,10 +4,14 @@
 //! A night whose registry did not change reads its files and this file instead of parsing TOML,
 //! re-checking every URL and hashing every citation's key again.
 //!
+//! The file is lines: a format line, the key, then one JSON value per line (the vocabularies,
+//! each offering, each problem), then a checksum of those lines. It is read a line at a time,
+//! so a large registry is never held twice.
+//!
 //! The cache is never trusted beyond what it can prove: its key (SHA-256) must equal the key of
-//! the files read now, its payload carries a checksum (XXH3-128: it guards against a torn or
-//! damaged file, not against someone who can write beside the database — they could rewrite
-//! the database itself) checked before it is decoded, and its JSON
+//! the files read now, its lines' checksum (XXH3-128: it guards against a torn or damaged
+//! file, not against someone who can write beside the database — they could rewrite the
+//! database itself) must match before anything decoded from them is used, and its JSON
 //! names every field (an unknown or missing one fails the decode). Anything else — no file, a
 //! torn or corrupt one, another registry, another build, a file too large to be ours — is a
 //! miss: the registry is parsed as if there were no cache, and the cache rewritten. A cache
@@ -23,7 +27,7 @@ use super::load::{LoadError, offering_paths, read};
 use super::{Parsed, Parser};
 
 /// First line of a cache file; the number changes when the file's layout does.
-const MAGIC: &str = "citewatch-registry-cache 1";
+const MAGIC: &str = "citewatch-registry-cache 2";
 
 /// The registry in `dir`, validated, and whether it came from the cache at `cache`.
 pub fn load_cached(dir: &Path, cache: &Path) -> Result<(Parsed, bool), LoadError> {
@@ -122,7 +126,28 @@ fn key_of(build: &[u8; 32], files: &[PathBuf]) -> Result<(String, u64), LoadErro
     Ok((hex::encode(h.finalize()), total))
 }
 
-/// The cached parse when the cache holds one for exactly this key, intact.
+/// The first lines of a cache after its key: the vocabularies (none when the parse found
+/// errors) and how many offering and problem lines follow.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Head {
+    registry: Option<Vocab>,
+    offerings: usize,
+    problems: usize,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Vocab {
+    name: String,
+    grades: Vec<super::Grade>,
+    dimensions: Vec<super::Dimension>,
+}
+
+/// The cached parse when the cache holds one for exactly this key, intact. Read a line at a
+/// time (one offering per line), so a large registry is never held twice — as the cache's
+/// text and as the registry — and checked against the checksum on its last line before
+/// anything read is used.
 fn read_cache(cache: &Path, key: &str, registry_bytes: u64) -> Option<Parsed> {
     // A cache is a few times the size of the TOML it came from; a much larger file is not ours.
     let len = std::fs::metadata(cache).ok()?.len();
@@ -130,71 +155,169 @@ fn read_cache(cache: &Path, key: &str, registry_bytes: u64) -> Option<Parsed> {
         tracing::debug!(cache = %cache.display(), len, "registry parse cache too large; ignored");
         return None;
     }
-    let bytes = std::fs::read(cache).ok()?;
-    let (magic, rest) = split_line(&bytes)?;
-    let (cached_key, rest) = split_line(rest)?;
-    let (sum, payload) = split_line(rest)?;
-    if magic != MAGIC.as_bytes() || cached_key != key.as_bytes() {
+    let mut lines = Lines::new(std::fs::File::open(cache).ok()?);
+    if lines.next_line()? != MAGIC.as_bytes() || lines.next_line()? != key.as_bytes() {
         return None;
     }
-    if sum != checksum(payload).as_bytes() {
-        tracing::warn!(cache = %cache.display(), "registry parse cache corrupt; parsing the registry");
-        return None;
-    }
-    let mut parsed: Parsed = match serde_json::from_slice(payload) {
-        Ok(p) => p,
+    lines.hashing = true;
+    let decoded = (|| -> Result<Parsed, String> {
+        let head: Head = lines.decode()?;
+        let mut offerings = Vec::with_capacity(head.offerings.min(1 << 20));
+        for _ in 0..head.offerings {
+            let mut o: super::Offering = lines.decode()?;
+            // Each citation's file is its offering's, shared as the parser shares it; and the
+            // vectors exactly sized as the parser sizes them (decoded, they grow by doubling
+            // from four: a cell's one citation would hold room for four, 60 MB at 100,000).
+            let file: Arc<Path> = Arc::from(o.file.as_path());
+            o.cells.shrink_to_fit();
+            for cell in &mut o.cells {
+                cell.citations.shrink_to_fit();
+                for c in &mut cell.citations {
+                    c.file = file.clone();
+                    c.absent.shrink_to_fit();
+                }
+            }
+            offerings.push(o);
+        }
+        let mut problems = Vec::with_capacity(head.problems.min(1 << 20));
+        for _ in 0..head.problems {
+            problems.push(lines.decode()?);
+        }
+        let registry = head.registry.map(|v| super::Registry {
+            name: v.name,
+            grades: v.grades,
+            dimensions: v.dimensions,
+            offerings,
+        });
+        Ok(Parsed { registry, problems })
+    })();
+    lines.hashing = false;
+    let sum = lines.next_line().map(<[u8]>::to_vec);
+    let intact = sum.as_deref() == Some(lines.checksum().as_bytes()) && lines.at_end();
+    match decoded {
+        Ok(parsed) if intact => Some(parsed),
+        Ok(_) => {
+            tracing::warn!(cache = %cache.display(), "registry parse cache corrupt; parsing the registry");
+            None
+        }
         Err(why) => {
             tracing::warn!(cache = %cache.display(), %why, "registry parse cache unreadable; parsing the registry");
-            return None;
-        }
-    };
-    // Each citation's file is its offering's, shared as the parser shares it.
-    for o in parsed
-        .registry
-        .iter_mut()
-        .flat_map(|r| r.offerings.iter_mut())
-    {
-        let file: Arc<Path> = Arc::from(o.file.as_path());
-        for c in o
-            .cells
-            .iter_mut()
-            .flat_map(|cell| cell.citations.iter_mut())
-        {
-            c.file = file.clone();
+            None
         }
     }
-    Some(parsed)
 }
 
-/// The payload's checksum, as written in the file's third line.
-fn checksum(payload: &[u8]) -> String {
-    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(payload))
+/// A cache file's lines, read through one buffer, the payload's hashed as they are read.
+struct Lines {
+    file: std::io::BufReader<std::fs::File>,
+    line: Vec<u8>,
+    hasher: xxhash_rust::xxh3::Xxh3,
+    hashing: bool,
 }
 
-fn split_line(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
-    let n = bytes.iter().position(|&b| b == b'\n')?;
-    Some((&bytes[..n], &bytes[n + 1..]))
+impl Lines {
+    fn new(file: std::fs::File) -> Lines {
+        Lines {
+            file: std::io::BufReader::with_capacity(64 * 1024, file),
+            line: Vec::new(),
+            hasher: xxhash_rust::xxh3::Xxh3::new(),
+            hashing: false,
+        }
+    }
+
+    /// The next line without its newline; `None` at the end, on a read error, or for a last
+    /// line that has no newline (a torn file).
+    fn next_line(&mut self) -> Option<&[u8]> {
+        use std::io::BufRead as _;
+        self.line.clear();
+        let n = self.file.read_until(b'\n', &mut self.line).ok()?;
+        if n == 0 || self.line.last() != Some(&b'\n') {
+            return None;
+        }
+        if self.hashing {
+            self.hasher.update(&self.line);
+        }
+        self.line.pop();
+        Some(&self.line)
+    }
+
+    /// The next line decoded as one JSON value.
+    fn decode<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, String> {
+        let line = self.next_line().ok_or("ends early")?;
+        serde_json::from_slice(line).map_err(|e| e.to_string())
+    }
+
+    fn checksum(&self) -> String {
+        format!("{:032x}", self.hasher.digest128())
+    }
+
+    fn at_end(&mut self) -> bool {
+        use std::io::BufRead as _;
+        self.file.fill_buf().is_ok_and(|b| b.is_empty())
+    }
 }
 
 /// Writes the cache beside its final name and renames it into place, so a reader sees the old
-/// file or the new one, never a mix. Not synced: a file torn by a crash fails its checksum.
+/// file or the new one, never a mix. Written a line at a time (one offering per line); the
+/// last line is the checksum of the lines between the key and it. Not synced: a file torn by
+/// a crash fails its checksum.
 fn write_cache(cache: &Path, key: &str, parsed: &Parsed) -> std::io::Result<()> {
-    let payload = serde_json::to_vec(parsed)?;
-    let sum = checksum(&payload);
     let mut tmp = cache.as_os_str().to_owned();
     tmp.push(format!(".{}.tmp", std::process::id()));
     let tmp = PathBuf::from(tmp);
     let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(format!("{MAGIC}\n{key}\n{sum}\n").as_bytes())?;
-        f.write_all(&payload)?;
-        f.flush()?;
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::fs::File::create(&tmp)?);
+        out.write_all(format!("{MAGIC}\n{key}\n").as_bytes())?;
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        let mut line = Vec::new();
+        let mut put = |value: &dyn erased::Value, out: &mut std::io::BufWriter<std::fs::File>| {
+            line.clear();
+            value.write_json(&mut line)?;
+            line.push(b'\n');
+            hasher.update(&line);
+            out.write_all(&line)
+        };
+        let offerings = parsed
+            .registry
+            .as_ref()
+            .map_or(&[][..], |r| &r.offerings[..]);
+        let head = Head {
+            registry: parsed.registry.as_ref().map(|r| Vocab {
+                name: r.name.clone(),
+                grades: r.grades.clone(),
+                dimensions: r.dimensions.clone(),
+            }),
+            offerings: offerings.len(),
+            problems: parsed.problems.len(),
+        };
+        put(&head, &mut out)?;
+        for o in offerings {
+            put(o, &mut out)?;
+        }
+        for p in &parsed.problems {
+            put(p, &mut out)?;
+        }
+        out.write_all(format!("{:032x}\n", hasher.digest128()).as_bytes())?;
+        out.flush()?;
+        drop(out);
         std::fs::rename(&tmp, cache)
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     written
+}
+
+/// One line's value, whatever its type.
+mod erased {
+    pub trait Value {
+        fn write_json(&self, out: &mut Vec<u8>) -> std::io::Result<()>;
+    }
+    impl<T: serde::Serialize> Value for T {
+        fn write_json(&self, out: &mut Vec<u8>) -> std::io::Result<()> {
+            serde_json::to_writer(out, self).map_err(std::io::Error::from)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -366,19 +489,11 @@ quote = "short"
         let fresh = shown(&super::super::load(&dir).unwrap());
         load_cached(&dir, &cache).unwrap();
         let good = std::fs::read(&cache).unwrap();
-        let payload_at = good
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| **b == b'\n')
-            .nth(2)
-            .unwrap()
-            .0
-            + 1;
-        let quote_at = payload_at
-            + good[payload_at..]
-                .windows(8)
-                .position(|w| w == b"complies")
-                .unwrap();
+        let text = String::from_utf8(good.clone()).unwrap();
+        let lines: Vec<&str> = text.split_terminator('\n').collect();
+        // Format, key, head, two offerings, four problems, checksum.
+        assert_eq!(lines.len(), 2 + 1 + 2 + 4 + 1, "{text}");
+        let quote_at = text.find("complies").unwrap();
 
         let mut flipped = good.clone();
         flipped[quote_at] = b'C'; // still valid JSON, a different quote: caught by the checksum
@@ -386,13 +501,24 @@ quote = "short"
         other_key[MAGIC.len() + 1] ^= 1;
         let mut other_format = good.clone();
         other_format[MAGIC.len() - 1] = b'9';
+        let mut trailing = good.clone();
+        trailing.extend_from_slice(b"{}\n");
+        let without_offering: String = lines
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 3)
+            .map(|(_, l)| format!("{l}\n"))
+            .collect();
         let mut oversized = good.clone();
         oversized.resize(64 << 20, b' ');
         let damaged: Vec<(&str, Vec<u8>)> = vec![
             ("a flipped byte", flipped),
             ("another key", other_key),
             ("another format", other_format),
+            ("bytes after the checksum", trailing),
+            ("an offering line left out", without_offering.into_bytes()),
             ("torn", good[..good.len() / 2].to_vec()),
+            ("torn in the checksum", good[..good.len() - 2].to_vec()),
             ("no header", b"{}".to_vec()),
             ("empty", Vec::new()),
             ("not ours", vec![0xff; 4096]),
@@ -406,18 +532,32 @@ quote = "short"
             assert_eq!(std::fs::read(&cache).unwrap(), good, "{what}: rewritten");
         }
 
-        // A checksum that matches a payload of the wrong shape: the decode refuses it.
-        let text = String::from_utf8(good.clone()).unwrap();
-        let mut lines = text.splitn(4, '\n');
-        let (magic, key) = (lines.next().unwrap(), lines.next().unwrap());
-        let payload = br#"{"registry":null,"problems":[],"extra":1}"#;
-        let forged = format!("{magic}\n{key}\n{}\n", checksum(payload));
-        let mut forged = forged.into_bytes();
-        forged.extend_from_slice(payload);
+        // Lines whose checksum matches but whose value has the wrong shape: the decode
+        // refuses them.
+        let head = r#"{"registry":null,"offerings":0,"problems":0,"extra":1}"#;
+        let forged = format!(
+            "{}\n{}\n{head}\n{:032x}\n",
+            lines[0],
+            lines[1],
+            xxhash_rust::xxh3::xxh3_128(format!("{head}\n").as_bytes())
+        );
         std::fs::write(&cache, forged).unwrap();
         let (p, hit) = load_cached(&dir, &cache).unwrap();
         assert!(!hit, "an unknown field fails the decode");
         assert_eq!(shown(&p), fresh);
+        // And the same lines without the unknown field are read (the forgery is well formed):
+        // what makes a cache trusted is its key and checksum, not where it came from.
+        let head = r#"{"registry":null,"offerings":0,"problems":0}"#;
+        let forged = format!(
+            "{}\n{}\n{head}\n{:032x}\n",
+            lines[0],
+            lines[1],
+            xxhash_rust::xxh3::xxh3_128(format!("{head}\n").as_bytes())
+        );
+        std::fs::write(&cache, forged).unwrap();
+        let (p, hit) = load_cached(&dir, &cache).unwrap();
+        assert!(hit);
+        assert!(p.registry.is_none() && p.problems.is_empty());
     }
 
     #[test]

@@ -37,8 +37,7 @@ pub struct SourceFile {
 }
 
 /// The validated registry.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct Registry {
     /// Display name from `registry.toml`.
     pub name: String,
@@ -372,8 +371,7 @@ impl fmt::Display for Problem {
 }
 
 /// The result of parsing: a registry when no error was found, and every problem either way.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct Parsed {
     /// `Some` exactly when `problems` holds no error.
     pub registry: Option<Registry>,
