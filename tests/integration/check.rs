@@ -294,3 +294,71 @@ async fn usage_errors_name_what_is_wrong() {
     );
     assert_eq!(site.total_hits(), 2, "robots.txt and the page, once each");
 }
+
+/// The registry parse cache beside the database never stands in for a registry that changed:
+/// an edit that keeps every file's size (a quote swapped for another of the same length) is
+/// seen by the very next command, through the binary as users run it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_registry_is_read_afresh_past_the_parse_cache() {
+    let site = Site::start().await;
+    site.set(
+        "/p",
+        Page::html("<p>Alpha policy applies.</p><p>Omega policy applies.</p>"),
+    );
+    let cited = |quote: &str| {
+        offering(
+            "acme",
+            &[(
+                "soc2",
+                "yes_public",
+                vec![source(&site.url("/p"), &format!("quote = \"{quote}\""))],
+            )],
+        )
+    };
+    let (a, b) = ("Alpha policy applies", "Omega policy applies");
+    assert_eq!(a.len(), b.len());
+    let env = Env::new(&[("acme", cited(a))]);
+    let quotes = |o: &std::process::Output| -> Vec<(String, String)> {
+        let j: serde_json::Value = serde_json::from_str(&stdout(o)).unwrap();
+        j["citations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["quote"].as_str().unwrap_or_default().to_string(),
+                    c["verdict"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let o = env.cli(&["run", "--allow-private"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let mut cache = env.db.as_os_str().to_owned();
+    cache.push("-registry-cache");
+    assert!(
+        std::path::Path::new(&cache).is_file(),
+        "no parse cache beside the database"
+    );
+    let o = env.cli(&["check", "--format", "json"]);
+    assert_eq!(quotes(&o), vec![(a.to_string(), "verified".to_string())]);
+
+    let before = std::fs::read(&cache).unwrap();
+    env.write_offering("acme", &cited(b));
+    let o = env.cli(&["check", "--format", "json"]);
+    assert_eq!(
+        quotes(&o),
+        vec![(b.to_string(), "pending".to_string())],
+        "{}",
+        stderr(&o)
+    );
+    assert_ne!(
+        std::fs::read(&cache).unwrap(),
+        before,
+        "the cache was not rewritten"
+    );
+    let o = env.cli(&["run", "--allow-private"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = env.cli(&["check", "--format", "json"]);
+    assert_eq!(quotes(&o), vec![(b.to_string(), "verified".to_string())]);
+}
