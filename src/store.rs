@@ -1163,7 +1163,8 @@ impl Store {
             .await
             .map_err(&e)?;
         let mut fetches = Vec::with_capacity(recs.len());
-        let (mut fetched, mut not_modified, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut fetched, mut failed) = (Vec::new(), Vec::new());
+        let mut not_modified: Vec<&str> = Vec::new();
         for (i, (rec, at)) in recs.iter().zip(&at).enumerate() {
             let (outcome, snapshot_hash, class, etag, lm, ct) = match &rec.row {
                 FetchRow::Fetched {
@@ -1190,7 +1191,7 @@ impl Store {
                     )
                 }
                 FetchRow::NotModified { snapshot_hash } => {
-                    not_modified.push(serde_json::json!(rec.url));
+                    not_modified.push(rec.url.as_str());
                     (
                         "not_modified",
                         Some(snapshot_hash.as_str()),
@@ -1314,7 +1315,7 @@ impl Store {
                  FROM jsonb_each($1) j
                  WHERE sources.url = j.value AND (sources.consecutive_failures <> 0 OR sources.first_failure_at IS NOT NULL)",
             )
-            .bind(serde_json::Value::from(not_modified).to_string())
+            .bind(json_rows(&not_modified, 48).map_err(|e| self.encode_error(e))?)
             .execute(&mut **tx)
             .await
             .map_err(&e)?;
@@ -1387,12 +1388,12 @@ impl Store {
                 // Only a reading of the content can show a content problem is gone; a failed
                 // fetch leaves content items alone. Expiry is synced separately.
                 if j.verdict.read_content() {
-                    closing.push(serde_json::json!([
-                        c.key,
+                    closing.push((
+                        c.key.as_str(),
                         j.queue_reasons(),
-                        at,
-                        format!("no longer observed: verdict now {}", j.verdict)
-                    ]));
+                        at.as_str(),
+                        j.verdict.as_str(),
+                    ));
                 }
             }
         }
@@ -1459,14 +1460,15 @@ impl Store {
         if !closing.is_empty() {
             // An item is closed once, by the first judgement of its citation in the group.
             let closed: Vec<(String,)> = sqlx::query_as(
-                "UPDATE reverify_queue SET status = 'resolved', closed_at = j.value->>2, closed_by = 'citewatch', note = j.value->>3
+                "UPDATE reverify_queue SET status = 'resolved', closed_at = j.value->>2, closed_by = 'citewatch',
+                    note = 'no longer observed: verdict now ' || (j.value->>3)
                  FROM (SELECT value FROM jsonb_each($1) ORDER BY key) j
                  WHERE reverify_queue.citation_key = j.value->>0 AND reverify_queue.status = 'open'
                    AND reverify_queue.reason <> 'expired'
                    AND reverify_queue.reason NOT IN (SELECT value FROM json_each(j.value->1))
                  RETURNING reverify_queue.citation_key",
             )
-            .bind(serde_json::Value::from(closing).to_string())
+            .bind(json_rows(&closing, 120).map_err(|e| self.encode_error(e))?)
             .fetch_all(&mut **tx)
             .await
             .map_err(&e)?;

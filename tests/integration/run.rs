@@ -327,12 +327,13 @@ async fn resolve_moves_the_baseline_and_closed_items_stay_closed_until_content_c
         .filter(|i| i.closed_by.as_deref() == Some("citewatch"))
         .collect();
     assert_eq!(closed.len(), 1);
-    assert!(
-        closed[0]
-            .note
-            .as_deref()
-            .unwrap()
-            .contains("verdict now verified")
+    assert_eq!(
+        closed[0].note.as_deref(),
+        Some("no longer observed: verdict now verified")
+    );
+    assert_eq!(
+        closed[0].closed_at.as_deref().map(|t| &t[..10]),
+        Some("2026-08-05")
     );
     store.close().await;
     site.set("/q", Page::html("<p>Audit reports on request only.</p>"));
