@@ -532,30 +532,25 @@ quote = "short"
             assert_eq!(std::fs::read(&cache).unwrap(), good, "{what}: rewritten");
         }
 
+        // A cache of this key whose one payload line is `head`, with a matching checksum.
+        let forge = |head: &str| {
+            let forged = format!(
+                "{}\n{}\n{head}\n{:032x}\n",
+                lines[0],
+                lines[1],
+                xxhash_rust::xxh3::xxh3_128(format!("{head}\n").as_bytes())
+            );
+            std::fs::write(&cache, forged).unwrap();
+            load_cached(&dir, &cache).unwrap()
+        };
         // Lines whose checksum matches but whose value has the wrong shape: the decode
         // refuses them.
-        let head = r#"{"registry":null,"offerings":0,"problems":0,"extra":1}"#;
-        let forged = format!(
-            "{}\n{}\n{head}\n{:032x}\n",
-            lines[0],
-            lines[1],
-            xxhash_rust::xxh3::xxh3_128(format!("{head}\n").as_bytes())
-        );
-        std::fs::write(&cache, forged).unwrap();
-        let (p, hit) = load_cached(&dir, &cache).unwrap();
+        let (p, hit) = forge(r#"{"registry":null,"offerings":0,"problems":0,"extra":1}"#);
         assert!(!hit, "an unknown field fails the decode");
         assert_eq!(shown(&p), fresh);
         // And the same lines without the unknown field are read (the forgery is well formed):
         // what makes a cache trusted is its key and checksum, not where it came from.
-        let head = r#"{"registry":null,"offerings":0,"problems":0}"#;
-        let forged = format!(
-            "{}\n{}\n{head}\n{:032x}\n",
-            lines[0],
-            lines[1],
-            xxhash_rust::xxh3::xxh3_128(format!("{head}\n").as_bytes())
-        );
-        std::fs::write(&cache, forged).unwrap();
-        let (p, hit) = load_cached(&dir, &cache).unwrap();
+        let (p, hit) = forge(r#"{"registry":null,"offerings":0,"problems":0}"#);
         assert!(hit);
         assert!(p.registry.is_none() && p.problems.is_empty());
     }
