@@ -310,12 +310,13 @@ pub fn basis(
             buf.extend_from_slice(p.as_bytes());
         }
     };
-    part(Some(&ENGINE.to_string()));
+    let mut number = itoa::Buffer::new();
+    part(Some(number.format(ENGINE)));
     part(Some(snapshot));
     part(content_type);
     part(Some(key));
     part(citation.selector.as_deref());
-    part(Some(&citation.absent.len().to_string()));
+    part(Some(number.format(citation.absent.len())));
     for term in &citation.absent {
         part(Some(term));
     }
