@@ -507,6 +507,11 @@ fn client_builder(cfg: &FetchConfig) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .user_agent(cfg.user_agent.clone())
         .redirect(reqwest::redirect::Policy::none())
+        // No retries inside the client: every request goes through the host's pacer and
+        // robots.txt, and a transient failure is retried by `Fetcher::fetch` with backoff.
+        // (reqwest's default re-sends an HTTP/2 or HTTP/3 request the server refused, past
+        // the pacer, and copies every request's head in case it has to.)
+        .retry(reqwest::retry::never().max_retries_per_request(0))
         .no_proxy()
         .dns_resolver(guard::GuardedResolver::new(cfg.addresses))
         .timeout(cfg.timeout)
